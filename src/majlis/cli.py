@@ -1,0 +1,276 @@
+"""The command line: `majlis run`, `resume`, `scenarios`, `agents`, `validate`, `schema`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import openai
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .client import ModelConfig
+from .errors import MajlisError, UserError
+from .scenario import data_root, list_scenarios, load_scenario, parse_file
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="majlis: multi-agent LLM negotiation sessions.",
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+Home = Annotated[
+    Path | None, typer.Option("--home", help="Folder holding agents/, prompts/, scenarios/.")
+]
+
+
+def friendly(fn: F) -> F:
+    """Turn known errors into one line on stderr: exit 2 for the user's errors, 1 otherwise."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err.print(f"majlis: error: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(2) from None
+        except openai.AuthenticationError as exc:
+            err.print(
+                f"majlis: error: the endpoint refused the API key: {escape(str(exc))}",
+                highlight=False,
+            )
+            raise typer.Exit(2) from None
+        except (MajlisError, openai.APIError) as exc:
+            err.print(f"majlis: stopped: {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("majlis: interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class ModelsFile(BaseModel):
+    """--models FILE: a default model and per-party overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+    default: ModelConfig | None = None
+    parties: dict[str, ModelConfig] = {}
+
+
+@app.command()
+@friendly
+def run(
+    scenario: Annotated[
+        str, typer.Option(help="Scenario name (scenarios/NAME) or path.")
+    ] = "cornered-in-iraq",
+    rounds: Annotated[
+        int | None, typer.Option(help="Override the scenario's maximum rounds.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed passed to every model call.")] = None,
+    model: Annotated[
+        str, typer.Option(help="embedded, scripted[:firm|:soft], or a model name at --base-url.")
+    ] = "embedded",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key.")
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Maximum tokens per reply.")] = 700,
+    timeout: Annotated[float, typer.Option(help="Seconds before a model call times out.")] = 120,
+    structured: Annotated[
+        str, typer.Option(help="auto, json_schema, json_object or prompt.")
+    ] = "auto",
+    models: Annotated[Path | None, typer.Option(help="YAML file with per-party models.")] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="Prompt variant under prompts/variants/.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Runs folder (default: runs/).")
+    ] = None,
+    show_private: Annotated[
+        bool, typer.Option(help="Show private reasoning in the live view.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No live view; print only the run folder.")] = False,
+    home: Home = None,
+) -> None:
+    """Run a whole negotiation session and record it under runs/."""
+    from .session import RunOptions, run_session
+
+    try:
+        default = ModelConfig(
+            model=model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=timeout,
+            structured=structured,
+        )  # type: ignore[arg-type]
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise UserError(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None
+    party_models: dict[str, ModelConfig] = {}
+    if models is not None:
+        spec = parse_file(models, ModelsFile)
+        default = spec.default or default
+        party_models = spec.parties
+    opts = RunOptions(
+        scenario=scenario,
+        rounds=rounds,
+        seed=seed,
+        model=default,
+        party_models=party_models,
+        variant=variant,
+        runs_root=out_dir,
+        home=home,
+        command=sys.argv,
+    )
+    if quiet:
+        result = asyncio.run(run_session(opts))
+    else:
+        from .session import with_rounds
+        from .view import LiveView
+
+        loaded = with_rounds(load_scenario(scenario, data_root(home)), rounds)
+        if model == "embedded" and base_url is None and not models:
+            err.print(
+                "[dim]Using the embedded SmolLM2-135M model: a tiny model for trying majlis offline. "
+                "Point --base-url/--model at a real one for real negotiations.[/]"
+            )
+        with LiveView(loaded, out, show_private) as view:
+            result = asyncio.run(run_session(opts, sink=view))
+    _summary(result)
+
+
+@app.command()
+@friendly
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder, or its id under runs/.")],
+    quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+    home: Home = None,
+) -> None:
+    """Finish an interrupted run from its last checkpoint."""
+    from .recorder import RunDir
+    from .session import load_snapshot, resume_session
+    from .view import LiveView
+
+    path = run_dir if run_dir.exists() else data_root(home) / "runs" / str(run_dir)
+    if quiet:
+        result = asyncio.run(resume_session(path))
+    else:
+        loaded = load_snapshot(RunDir.open(path))
+        with LiveView(loaded, out) as view:
+            result = asyncio.run(resume_session(path, sink=view))
+    _summary(result)
+
+
+def _summary(result: Any) -> None:
+    o = result.outcome
+    table = Table(title=f"{o.kind} ({o.branch.replace('_', ' ')}) after {o.rounds_used} round(s)")
+    for col in ("party", "score", "walk-away", "margin", "last vote"):
+        table.add_column(col)
+    for pid, r in o.parties.items():
+        colour = "green" if r.margin >= 0 else "red"
+        table.add_row(
+            pid, str(r.score), str(r.threshold), f"[{colour}]{r.margin:+d}[/]", r.vote or "-"
+        )
+    out.print(table)
+    out.print(
+        f"calls {o.calls}, tokens {o.usage.prompt_tokens}+{o.usage.completion_tokens}, "
+        f"failed turns {o.failed_turns}"
+    )
+    out.print(f"run folder: {result.run_dir.path}")
+
+
+@app.command()
+@friendly
+def scenarios(home: Home = None) -> None:
+    """List the scenarios."""
+    root = data_root(home)
+    table = Table("name", "title", "parties", "issues", "rounds")
+    for name in list_scenarios(root):
+        s = load_scenario(name, root).scenario
+        table.add_row(
+            name, s.title, ", ".join(s.parties), str(len(s.agenda)), str(s.deal_rule.max_rounds)
+        )
+    out.print(table)
+
+
+@app.command()
+@friendly
+def agents(
+    scenario: Annotated[
+        str, typer.Option(help="Scenario whose parties to list.")
+    ] = "cornered-in-iraq",
+    home: Home = None,
+) -> None:
+    """List the stakeholder cards of a scenario."""
+    loaded = load_scenario(scenario, data_root(home))
+    table = Table("id", "name", "role", "veto", "persona")
+    for pid in loaded.scenario.parties:
+        c = loaded.cards[pid]
+        table.add_row(
+            pid,
+            f"[{c.color}]{escape(c.name)}[/]",
+            escape(c.role),
+            "yes" if c.veto else "",
+            c.persona,
+        )
+    out.print(table)
+
+
+@app.command()
+@friendly
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario, agent card or template files; default: all."),
+    ] = None,
+    home: Home = None,
+) -> None:
+    """Check scenario, agent and prompt files; one line per problem, exit 2 if any."""
+    from .validate import validate_paths
+
+    root = data_root(home)
+    problems, checked = validate_paths(root, paths or [])
+    for p in problems:
+        err.print(f"majlis: error: {escape(p)}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    out.print(f"ok: {checked} file(s) valid")
+
+
+@app.command()
+@friendly
+def schema(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the JSON schemas.")] = Path(
+        "schemas"
+    ),
+) -> None:
+    """Export JSON schemas of every file format, for editors."""
+    from .schemas import export
+
+    for path in export(out_dir):
+        out.print(f"wrote {path}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

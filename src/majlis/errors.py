@@ -1,0 +1,45 @@
+"""One error hierarchy: the CLI turns a `UserError` into one line and exit code 2."""
+
+from __future__ import annotations
+
+
+class MajlisError(Exception):
+    """Base of every error majlis raises on purpose."""
+
+
+class UserError(MajlisError):
+    """Something the user can fix: a file, a flag, an endpoint. Exit code 2."""
+
+    exit_code = 2
+
+
+class ScenarioError(UserError):
+    """A scenario, agent card or prompt template is invalid; names the file and field."""
+
+    def __init__(self, path: object, field: str | None, message: str) -> None:
+        self.path = str(path)
+        self.field = field
+        self.message = message
+        where = f"{self.path}: {field}" if field else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class EndpointError(UserError):
+    """A model endpoint cannot be reached or refuses us (dead URL, wrong key)."""
+
+
+class RunError(UserError):
+    """A run folder is missing, unreadable or not resumable."""
+
+
+class ModelBehaviourError(MajlisError):
+    """The model kept answering with output that does not fit the move schema."""
+
+    def __init__(self, message: str, raw: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.attempts = attempts
+
+
+class BudgetExceeded(MajlisError):
+    """A call, token or cost budget ran out; the session stops with a recorded status."""

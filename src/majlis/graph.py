@@ -1,0 +1,303 @@
+"""The negotiation protocol as a langgraph StateGraph.
+
+    facilitator -> turn -> turn ... -> vote -> adjudicate -> facilitator (next round) | end
+
+The facilitator opens a round and announces its injects; each party takes a turn in order;
+everyone votes in secret on the standing proposal; adjudication applies the deal rule.
+Rules live in `rules`, prompts in `prompting`, model calls in `client`: nodes only wire them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from pydantic import BaseModel
+
+from . import rules
+from .client import Answer, ModelClient
+from .errors import ModelBehaviourError
+from .moves import Vote, move_model, strict_schema
+from .prompting import PartyPrompter
+from .scenario import LoadedScenario
+
+
+class State(TypedDict):
+    round: int
+    order: list[str]  # who speaks this round, in turn
+    turn: int
+    events: Annotated[list[dict[str, Any]], operator.add]
+    standing: dict[str, Any] | None  # {"by", "package", "seq"}
+    positions: dict[str, dict[str, str]]  # each party's latest public positions
+    votes: dict[str, Any]  # {"round", "proposal_seq", "ballots": {party: "accept"|"reject"|None}}
+    deal_round: int | None
+    done: bool
+
+
+def initial_state() -> State:
+    return State(
+        round=0,
+        order=[],
+        turn=0,
+        events=[],
+        standing=None,
+        positions={},
+        votes={},
+        deal_round=None,
+        done=False,
+    )
+
+
+@dataclass
+class Deps:
+    """What nodes need that is not state: never checkpointed."""
+
+    loaded: LoadedScenario
+    prompters: dict[str, PartyPrompter]
+    clients: dict[str, ModelClient]
+    vote_schema: dict[str, Any] = field(default_factory=lambda: strict_schema(Vote))
+
+    @property
+    def scenario(self):
+        return self.loaded.scenario
+
+
+class _Events:
+    """Numbers the events a node makes, continuing from the state's log."""
+
+    def __init__(self, state: State) -> None:
+        self.base = len(state["events"])
+        self.round = state["round"]
+        self.items: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        type_: str,
+        speaker: str,
+        audience: Any,
+        content: dict[str, Any],
+        answer: Answer[Any] | None = None,
+        first_of_call: bool = False,
+        round_: int | None = None,
+    ) -> int:
+        seq = self.base + len(self.items)
+        event: dict[str, Any] = {
+            "seq": seq,
+            "round": self.round if round_ is None else round_,
+            "type": type_,
+            "speaker": speaker,
+            "audience": audience,
+            "content": content,
+            "call_id": answer.reply.call_id if answer else None,
+            "usage": None,
+            "latency_ms": None,
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        if answer and first_of_call:  # a call's cost is counted once, on its first event
+            event["usage"] = answer.usage.model_dump()
+            event["latency_ms"] = round(answer.reply.latency_ms, 2)
+            event["content"] = {**content, "attempts": answer.attempts}
+        self.items.append(event)
+        return seq
+
+
+def _failed(ev: _Events, party: str, task: str, exc: ModelBehaviourError) -> None:
+    ev.add(
+        "error",
+        party,
+        [],
+        {
+            "party": party,
+            "task": task,
+            "error": str(exc),
+            "attempts": exc.attempts,
+            "raw": (exc.raw or "")[:2000],
+        },
+    )
+
+
+async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
+    s = runtime.context.scenario
+    ev = _Events(state)
+    ev.round = state["round"] + 1
+    rounds = s.deal_rule.max_rounds
+    order = rules.turn_order(s, ev.round)
+    ev.add(
+        "round",
+        "facilitator",
+        "all",
+        {"text": f"Round {ev.round} of {rounds} begins.", "order": order},
+    )
+    for inject in s.injects:
+        if inject.round == ev.round:
+            ev.add(
+                "inject",
+                "facilitator",
+                "all",
+                {"id": inject.id, "title": inject.title, "text": inject.text},
+            )
+    return {"round": ev.round, "order": order, "turn": 0, "events": ev.items}
+
+
+async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
+    d = runtime.context
+    party = state["order"][state["turn"]]
+    model = move_model(d.scenario, party)
+    messages = d.prompters[party].messages(
+        "move", state["events"], state["round"], state["standing"]
+    )
+    ev = _Events(state)
+    update: dict[str, Any] = {"turn": state["turn"] + 1}
+    try:
+        answer = await d.clients[party].ask(messages, model, strict_schema(model))
+    except ModelBehaviourError as exc:
+        _failed(ev, party, "move", exc)
+        return {**update, "events": ev.items}
+    move: BaseModel = answer.value
+    data = move.model_dump()
+    ev.add(
+        "private_note",
+        party,
+        [party],
+        {"reasoning": data["private_reasoning"], "private_positions": data["private_positions"]},
+        answer,
+        first_of_call=True,
+    )
+    ev.add(
+        "message",
+        party,
+        "all",
+        {"text": data["public_message"], "positions": data["positions"]},
+        answer,
+    )
+    if data["side_message"]:
+        to = data["side_message"]["to"]
+        ev.add(
+            "side_message",
+            party,
+            [party, to],
+            {"to": to, "text": data["side_message"]["text"]},
+            answer,
+        )
+    if data["proposal"]:
+        seq = ev.add("proposal", party, "all", {"package": data["proposal"]}, answer)
+        update["standing"] = {"by": party, "package": data["proposal"], "seq": seq}
+    update["positions"] = {**state["positions"], party: data["positions"]}
+    return {**update, "events": ev.items}
+
+
+async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
+    d = runtime.context
+    standing = state["standing"]
+    assert standing is not None
+    parties = list(d.scenario.parties)
+
+    async def ballot(party: str) -> Answer[Vote] | ModelBehaviourError:
+        messages = d.prompters[party].messages("vote", state["events"], state["round"], standing)
+        try:
+            return await d.clients[party].ask(messages, Vote, d.vote_schema)
+        except ModelBehaviourError as exc:
+            return exc
+
+    answers = await asyncio.gather(*(ballot(p) for p in parties))
+    ev = _Events(state)
+    ballots: dict[str, str | None] = {}
+    for party, answer in zip(parties, answers, strict=True):
+        if isinstance(answer, ModelBehaviourError):
+            _failed(ev, party, "vote", answer)
+            ballots[party] = None
+            continue
+        ev.add(
+            "private_note",
+            party,
+            [party],
+            {"reasoning": answer.value.private_reasoning},
+            answer,
+            first_of_call=True,
+        )
+        ballots[party] = answer.value.vote
+    for party in parties:  # ballots are secret until all are in, then the room sees them
+        if ballots[party] is not None:
+            ev.add("vote", party, "all", {"vote": ballots[party], "proposal_seq": standing["seq"]})
+    votes = {"round": state["round"], "proposal_seq": standing["seq"], "ballots": ballots}
+    return {"events": ev.items, "votes": votes}
+
+
+async def adjudicate(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
+    s = runtime.context.scenario
+    ev = _Events(state)
+    update: dict[str, Any] = {}
+    votes = state["votes"]
+    if votes and votes["round"] == state["round"]:
+        ballots = votes["ballots"]
+        passed = rules.deal_passes({p: b == "accept" for p, b in ballots.items()}, s.deal_rule)
+        ev.add(
+            "tally",
+            "facilitator",
+            "all",
+            {
+                "proposal_seq": votes["proposal_seq"],
+                "passed": passed,
+                "accept": [p for p, b in ballots.items() if b == "accept"],
+                "reject": [p for p, b in ballots.items() if b == "reject"],
+                "abstain": [p for p, b in ballots.items() if b is None],
+            },
+        )
+        if passed:
+            update["deal_round"] = state["round"]
+    update["done"] = "deal_round" in update or state["round"] >= s.deal_rule.max_rounds
+    return {**update, "events": ev.items}
+
+
+async def end(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
+    s = runtime.context.scenario
+    deal = state["deal_round"] is not None
+    if deal and state["standing"]:
+        agreed: dict[str, str | None] = dict(state["standing"]["package"])
+    else:
+        agreed = rules.issue_agreement(state["positions"], s)
+    kind = rules.outcome_kind(deal, agreed)
+    ev = _Events(state)
+    ev.add(
+        "outcome",
+        "facilitator",
+        "all",
+        {
+            "kind": kind,
+            "branch": rules.classify_branch(s, kind, agreed),
+            "package": agreed,
+            "deal_round": state["deal_round"],
+        },
+    )
+    return {"events": ev.items}
+
+
+def _after_turn(state: State) -> str:
+    if state["turn"] < len(state["order"]):
+        return "turn"
+    return "vote" if state["standing"] else "adjudicate"
+
+
+def _after_adjudicate(state: State) -> str:
+    return "end" if state["done"] else "facilitator"
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    g = StateGraph(State, context_schema=Deps)
+    g.add_node("facilitator", facilitator)
+    g.add_node("turn", turn)
+    g.add_node("vote", vote)
+    g.add_node("adjudicate", adjudicate)
+    g.add_node("end", end)
+    g.add_edge(START, "facilitator")
+    g.add_edge("facilitator", "turn")
+    g.add_conditional_edges("turn", _after_turn, ["turn", "vote", "adjudicate"])
+    g.add_edge("vote", "adjudicate")
+    g.add_conditional_edges("adjudicate", _after_adjudicate, ["facilitator", "end"])
+    g.add_edge("end", END)
+    return g.compile(checkpointer=checkpointer)

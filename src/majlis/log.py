@@ -1,0 +1,111 @@
+"""The run log: manifest.json, events.jsonl and outcome.json, one pydantic model each.
+
+Field order is the file format. Any change to a field bumps SCHEMA_VERSION; readers accept
+the versions listed in READABLE_VERSIONS and say why not for others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+READABLE_VERSIONS = {1}
+
+EventType = Literal[
+    "round",  # the facilitator opens a round
+    "inject",  # a scenario event announced to all
+    "message",  # a party's public message and stated positions
+    "side_message",  # a private message from one party to one other
+    "proposal",  # a package put to the vote
+    "private_note",  # a party's private reasoning: only that party sees it
+    "vote",  # one party's vote on the standing proposal
+    "tally",  # the result of a vote under the deal rule
+    "error",  # a failed turn or call: seen by the facilitator only
+    "outcome",  # the end of the session
+]
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+
+class Event(BaseModel):
+    """One line of events.jsonl."""
+
+    model_config = ConfigDict(extra="forbid")
+    seq: int = Field(description="0, 1, 2, ... with no gaps: the order of the session.")
+    round: int = Field(description="Round number; 0 before the first round.")
+    type: EventType
+    speaker: str = Field(description="Party id, or 'facilitator'.")
+    audience: list[str] | Literal["all"] = Field(
+        description="'all', or the party ids allowed to see the event; [] means facilitator only."
+    )
+    content: dict[str, Any]
+    call_id: str | None = Field(None, description="The model call that produced the event.")
+    usage: Usage | None = None
+    latency_ms: float | None = None
+    ts: str = Field(description="UTC time the event was made, ISO 8601.")
+
+
+class PartyModel(BaseModel):
+    """How one party was played: never a key, only the name of the variable that holds it."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    temperature: float
+    max_tokens: int
+    seed: int | None = None
+    structured: str
+    played_by: Literal["model", "human"] = "model"
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    status: Literal["running", "complete", "failed"] = "running"
+    error: str | None = None
+    created: str
+    finished: str | None = None
+    scenario: dict[str, str] = Field(description="id, source path and content hash.")
+    prompts: dict[str, str] = Field(description="Template name -> sha256 of its text.")
+    variant: str | None = None
+    rounds: int
+    seed: int | None = None
+    context_policy: str = "full"
+    parties: dict[str, PartyModel]
+    versions: dict[str, str] = Field(description="Python and package versions.")
+    git_revision: str | None = None
+    command: list[str]
+
+
+class PartyResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    score: int
+    threshold: int
+    margin: int
+    vote: Literal["accept", "reject"] | None = None
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["deal", "partial", "none"]
+    branch: str
+    deal_round: int | None = None
+    package: dict[str, str | None] = Field(
+        description="Agreed options (deal) or issue-by-issue agreement."
+    )
+    last_proposal: dict[str, str] | None = None
+    parties: dict[str, PartyResult] = Field(description="Each party's score of `package`.")
+    rounds_used: int
+    calls: int
+    failed_turns: int
+    usage: Usage

@@ -1,0 +1,170 @@
+"""Prompt templates and each party's context.
+
+A party's prompt holds the public record, its own brief, notes and side talk, and nothing
+else: `visible` is the one gate every event passes. Other parties' words enter as JSON
+lines inside <record>, with angle brackets escaped, so no message can pose as a tag, a
+role marker or an instruction block.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import ScenarioError
+from .rules import describe, score
+from .scenario import LoadedScenario
+
+SYSTEM, MOVE, VOTE = "system.md.j2", "move.md.j2", "vote.md.j2"
+
+
+class Templates:
+    """Jinja templates from prompts/, overlaid by prompts/variants/NAME/ when a variant is set."""
+
+    def __init__(self, root: Path, variant: str | None = None) -> None:
+        base = root / "prompts"
+        search = [base]
+        if variant:
+            vdir = base / "variants" / variant
+            if not vdir.is_dir():
+                known = sorted(p.name for p in (base / "variants").glob("*") if p.is_dir())
+                raise ScenarioError(
+                    vdir, None, f"unknown variant {variant!r} (known: {', '.join(known) or 'none'})"
+                )
+            search.insert(0, vdir)
+        self.search = search
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(p) for p in search]),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self.used: dict[str, str] = {}
+
+    def path_of(self, name: str) -> Path:
+        for base in self.search:
+            if (base / name).exists():
+                return base / name
+        return self.search[-1] / name
+
+    def render(self, name: str, **ctx: Any) -> str:
+        path = self.path_of(name)
+        try:
+            template = self.env.get_template(name)
+            text = template.render(**ctx)
+        except jinja2.TemplateNotFound:
+            raise ScenarioError(path, None, "prompt template not found") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise ScenarioError(
+                path, f"line {exc.lineno}", f"template syntax error: {exc.message}"
+            ) from None
+        except jinja2.UndefinedError as exc:
+            raise ScenarioError(path, None, f"unknown template variable: {exc.message}") from None
+        self.used[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return text
+
+
+def visible(event: dict[str, Any], party: str) -> bool:
+    """The privacy gate: may `party` see this event?"""
+    audience = event["audience"]
+    return audience == "all" or party in audience
+
+
+def quote(obj: dict[str, Any]) -> str:
+    """One compact JSON line whose angle brackets and ampersands are escaped."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def record_entry(event: dict[str, Any]) -> dict[str, Any]:
+    """How an event reads in a party's record."""
+    entry: dict[str, Any] = {"seq": event["seq"], "round": event["round"], "type": event["type"]}
+    if event["speaker"] != "facilitator":
+        entry["from"] = event["speaker"]
+    entry.update(event["content"])
+    return entry
+
+
+class PartyPrompter:
+    """Builds one party's messages; the system prompt is rendered once and never changes."""
+
+    def __init__(self, loaded: LoadedScenario, party: str, templates: Templates) -> None:
+        self.loaded = loaded
+        self.party = party
+        self.card = loaded.cards[party]
+        self.templates = templates
+        self.system = self._system()
+
+    def _system(self) -> str:
+        s = self.loaded.scenario
+        card = self.card
+        cards = [self.loaded.cards[p] for p in s.parties]
+        persona = self.templates.render(card.persona, party=card, scenario=s)
+        rules = {
+            "parties": list(s.parties),
+            "veto": list(s.deal_rule.veto),
+            "min_accept": s.deal_rule.min_accept,
+            "max_rounds": s.deal_rule.max_rounds,
+            "agenda": {i.id: i.option_ids() for i in s.agenda},
+        }
+        private = {
+            "party": card.id,
+            "threshold": card.threshold,
+            "scores": card.scores,
+            "red_lines": [[r.issue, r.option] for r in card.red_lines],
+        }
+        return self.templates.render(
+            SYSTEM,
+            party=card,
+            scenario=s,
+            rule=s.deal_rule,
+            parties=cards,
+            veto_names=" and ".join(self.loaded.cards[v].name for v in s.deal_rule.veto),
+            convener_name=self.loaded.cards[s.convener].name,
+            rules_json=quote(rules),
+            persona=persona.strip(),
+            scores_json=quote(private),
+        )
+
+    def record(self, events: list[dict[str, Any]]) -> str:
+        lines = [quote(record_entry(e)) for e in events if visible(e, self.party)]
+        return "<record>\n" + "".join(line + "\n" for line in lines) + "</record>\n"
+
+    def _turn(self, task: str, round_no: int, standing: dict[str, Any] | None) -> str:
+        s = self.loaded.scenario
+        max_rounds = s.deal_rule.max_rounds
+        turn: dict[str, Any] = {
+            "task": task,
+            "party": self.party,
+            "round": round_no,
+            "max_rounds": max_rounds,
+            "rounds_left": max_rounds - round_no,
+            "standing_proposal": standing["package"] if standing else None,
+            "standing_by": standing["by"] if standing else None,
+        }
+        ctx: dict[str, Any] = {
+            "turn_json": quote(turn),
+            "round": round_no,
+            "max_rounds": max_rounds,
+            "rounds_left": max_rounds - round_no,
+            "threshold": self.card.threshold,
+            "standing": standing is not None,
+            "standing_by": self.loaded.cards[standing["by"]].name if standing else "",
+            "standing_text": describe(s, standing["package"]) if standing else "",
+            "standing_score": score(self.card.scores, standing["package"]) if standing else 0,
+        }
+        return self.templates.render(MOVE if task == "move" else VOTE, **ctx)
+
+    def messages(
+        self,
+        task: str,
+        events: list[dict[str, Any]],
+        round_no: int,
+        standing: dict[str, Any] | None,
+    ) -> list[dict[str, str]]:
+        user = self.record(events) + "\n" + self._turn(task, round_no, standing)
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]

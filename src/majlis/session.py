@@ -1,0 +1,368 @@
+"""Running and resuming a session: prepare, check, record, drive the graph, write the outcome.
+
+Everything that can fail because of the user's input (files, flags, endpoints) is checked
+before the run folder is made, so a refused run leaves nothing behind in runs/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import platform
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from . import rules
+from .client import ModelClient, ModelConfig, make_client
+from .errors import RunError, UserError
+from .graph import Deps, build_graph, initial_state
+from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
+from .prompting import PartyPrompter, Templates
+from .recorder import RunDir, write_json_atomic
+from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
+
+EventSink = Callable[[dict[str, Any]], None]
+EMBEDDED = "embedded"
+
+
+@dataclass
+class RunOptions:
+    scenario: str = "cornered-in-iraq"
+    rounds: int | None = None
+    seed: int | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    party_models: dict[str, ModelConfig] = field(default_factory=dict)
+    variant: str | None = None
+    runs_root: Path | None = None
+    run_id: str | None = None
+    home: Path | None = None
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RunResult:
+    run_dir: RunDir
+    manifest: Manifest
+    outcome: Outcome
+
+
+def with_rounds(loaded: LoadedScenario, rounds: int | None) -> LoadedScenario:
+    """The scenario with its round limit overridden; injects after the last round drop out."""
+    if rounds is None:
+        return loaded
+    if rounds < 1:
+        raise UserError(f"--rounds must be at least 1, got {rounds}")
+    s = loaded.scenario
+    new = s.model_copy(
+        update={
+            "deal_rule": s.deal_rule.model_copy(update={"max_rounds": rounds}),
+            "injects": [i for i in s.injects if i.round <= rounds],
+        }
+    )
+    return loaded.model_copy(update={"scenario": new})
+
+
+class _Prepared:
+    """Validated inputs and live clients; the embedded server runs while this is open."""
+
+    def __init__(
+        self, loaded: LoadedScenario, variant: str | None, configs: dict[str, ModelConfig]
+    ) -> None:
+        self.loaded = loaded
+        self.templates = Templates(loaded.root, variant)
+        self.prompters = {
+            p: PartyPrompter(loaded, p, self.templates) for p in loaded.scenario.parties
+        }
+        self._render_every_template()
+        unknown = set(configs) - set(loaded.scenario.parties)
+        if unknown:
+            raise UserError(
+                f"model given for unknown party {sorted(unknown)[0]!r} (parties: {', '.join(loaded.scenario.parties)})"
+            )
+        self.configs = configs
+        self.server = None
+        self.clients: dict[str, ModelClient] = {}
+
+    def _render_every_template(self) -> None:
+        any_package = next(rules.all_packages(self.loaded.scenario))
+        for party, prompter in self.prompters.items():
+            prompter.messages("move", [], 1, None)
+            prompter.messages("vote", [], 1, {"by": party, "package": any_package, "seq": 0})
+
+    async def open(self) -> None:
+        if any(c.model == EMBEDDED and c.base_url is None for c in self.configs.values()):
+            from .embedded import MODEL_NAME, start_embedded
+
+            seed = next((c.seed for c in self.configs.values() if c.seed is not None), 0)
+            self.server = start_embedded(seed=seed or 0)
+            live = {
+                "base_url": self.server.base_url,
+                "model": MODEL_NAME,
+                "structured": "json_object",
+            }
+        for party, cfg in self.configs.items():
+            if cfg.model == EMBEDDED and cfg.base_url is None:
+                cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
+            self.clients[party] = make_client(cfg)
+        checked: set[tuple[str | None, str]] = set()
+        for client in self.clients.values():
+            key = (client.config.base_url, client.config.model)
+            if key not in checked:
+                checked.add(key)
+                await client.backend.check()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def deps(self) -> Deps:
+        return Deps(loaded=self.loaded, prompters=self.prompters, clients=self.clients)
+
+
+def _party_configs(opts: RunOptions, parties: list[str]) -> dict[str, ModelConfig]:
+    configs = {}
+    for p in parties:
+        cfg = opts.party_models.get(p, opts.model)
+        if opts.seed is not None and cfg.seed is None:
+            cfg = cfg.model_copy(update={"seed": opts.seed})
+        configs[p] = cfg
+    for p in opts.party_models:
+        configs.setdefault(p, opts.party_models[p])
+    return configs
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "majlis",
+        "openai",
+        "langgraph",
+        "langgraph-checkpoint-sqlite",
+        "pydantic",
+        "tenacity",
+        "llama-cpp-python",
+    ):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[pkg] = importlib.metadata.version(pkg)
+    return out
+
+
+def _git_revision(home: Path) -> str | None:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=home, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return rev.stdout.strip() or None if rev.returncode == 0 else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_run_id(scenario_id: str) -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{scenario_id}-{uuid.uuid4().hex[:6]}"
+
+
+async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunResult:
+    """Run one negotiation from the first round to its outcome."""
+    home = data_root(opts.home)
+    loaded = with_rounds(load_scenario(opts.scenario, home), opts.rounds)
+    prepared = _Prepared(loaded, opts.variant, _party_configs(opts, list(loaded.scenario.parties)))
+    try:
+        await prepared.open()
+        run_id = opts.run_id or _new_run_id(loaded.scenario.id)
+        rd = RunDir.create(opts.runs_root or home / "runs", run_id)
+        write_json_atomic(
+            rd.scenario_path,
+            {
+                "home": str(home),
+                "source": str(loaded.files[0]),
+                "scenario": loaded.scenario.model_dump(),
+                "cards": {k: v.model_dump() for k, v in loaded.cards.items()},
+            },
+        )
+        manifest = Manifest(
+            run_id=run_id,
+            created=_now(),
+            scenario={
+                "id": loaded.scenario.id,
+                "source": str(loaded.files[0]),
+                "home": str(home),
+                "content_hash": loaded.content_hash,
+            },
+            prompts=dict(sorted(prepared.templates.used.items())),
+            variant=opts.variant,
+            rounds=loaded.scenario.deal_rule.max_rounds,
+            seed=opts.seed,
+            parties={
+                p: PartyModel(
+                    model=c.model,
+                    base_url=c.base_url,
+                    api_key_env=c.api_key_env,
+                    temperature=c.temperature,
+                    max_tokens=c.max_tokens,
+                    seed=c.seed,
+                    structured=c.structured,
+                )
+                for p, c in prepared.configs.items()
+            },
+            versions=_versions(),
+            git_revision=_git_revision(home),
+            command=opts.command,
+        )
+        rd.write_manifest(manifest)
+        return await _drive(rd, manifest, prepared, fresh=True, sink=sink)
+    finally:
+        prepared.close()
+
+
+def load_snapshot(rd: RunDir) -> LoadedScenario:
+    """The scenario exactly as the run used it, from the run folder."""
+    import json
+
+    try:
+        snap = json.loads(rd.scenario_path.read_text(encoding="utf-8"))
+        return LoadedScenario(
+            scenario=Scenario.model_validate(snap["scenario"]),
+            cards={k: AgentCard.model_validate(v) for k, v in snap["cards"].items()},
+            root=Path(snap["home"]),
+            files=[Path(snap["source"])],
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunError(f"{rd.scenario_path}: cannot read the scenario snapshot: {exc}") from None
+
+
+async def resume_session(path: Path, sink: EventSink | None = None) -> RunResult:
+    """Finish an interrupted run from its last checkpoint."""
+    rd = RunDir.open(path)
+    manifest = rd.read_manifest()
+    if manifest.status == "complete":
+        raise RunError(f"run {rd.run_id} is already complete")
+    loaded = load_snapshot(rd)
+    configs = {
+        p: ModelConfig(
+            model=m.model,
+            base_url=m.base_url,
+            api_key_env=m.api_key_env,
+            temperature=m.temperature,
+            max_tokens=m.max_tokens,
+            seed=m.seed,
+            structured=m.structured,
+        )  # type: ignore[arg-type]
+        for p, m in manifest.parties.items()
+    }
+    prepared = _Prepared(loaded, manifest.variant, configs)
+    changed = [
+        n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)
+    ]
+    if changed:
+        raise RunError(
+            f"prompt template {changed[0]} changed since run {rd.run_id} started; cannot resume it exactly"
+        )
+    try:
+        await prepared.open()
+        manifest = manifest.model_copy(update={"status": "running", "error": None})
+        rd.write_manifest(manifest)
+        return await _drive(rd, manifest, prepared, fresh=False, sink=sink)
+    finally:
+        prepared.close()
+
+
+async def _drive(
+    rd: RunDir, manifest: Manifest, prepared: _Prepared, fresh: bool, sink: EventSink | None
+) -> RunResult:
+    config = {"configurable": {"thread_id": manifest.run_id}}
+    deps = prepared.deps()
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(rd.checkpoint_path)) as saver:
+            graph = build_graph(saver)
+            inp: Any = initial_state()
+            if not fresh:
+                snap = await graph.aget_state(config)
+                if snap.values:
+                    rd.rewrite_events(snap.values.get("events", []))
+                    inp = None
+                else:
+                    rd.rewrite_events([])
+            async for update in graph.astream(
+                inp, config, context=deps, durability="sync", stream_mode="updates"
+            ):
+                for delta in update.values():
+                    new = delta.get("events") if isinstance(delta, dict) else None
+                    if new:
+                        rd.append_events(new)
+                        for event in new:
+                            if sink:
+                                sink(event)
+            final = (await graph.aget_state(config)).values
+    except BaseException as exc:
+        reason = (
+            "interrupted"
+            if isinstance(exc, KeyboardInterrupt | GeneratorExit)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        rd.write_manifest(
+            manifest.model_copy(
+                update={"status": "failed", "error": reason[:500], "finished": _now()}
+            )
+        )
+        raise
+    outcome = build_outcome(prepared.loaded, final)
+    rd.write_outcome(outcome)
+    manifest = manifest.model_copy(update={"status": "complete", "finished": _now()})
+    rd.write_manifest(manifest)
+    return RunResult(rd, manifest, outcome)
+
+
+def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
+    """outcome.json from the final graph state and its events."""
+    events = state["events"]
+    final = next(e for e in reversed(events) if e["type"] == "outcome")["content"]
+    standing = state.get("standing")
+    last_proposal = dict(standing["package"]) if standing else None
+    package = final["package"]
+    scored = {k: v for k, v in package.items() if v is not None}
+    if final["kind"] != "deal" and last_proposal:
+        scored = last_proposal
+    ballots = (state.get("votes") or {}).get("ballots", {})
+    parties = {}
+    for pid, card in loaded.cards.items():
+        sc = rules.score(card.scores, scored)
+        parties[pid] = PartyResult(
+            score=sc, threshold=card.threshold, margin=sc - card.threshold, vote=ballots.get(pid)
+        )
+    usage = Usage()
+    calls = 0
+    for e in events:
+        if e.get("usage"):
+            calls += e["content"].get("attempts", 1)
+            u = e["usage"]
+            usage = Usage(
+                prompt_tokens=usage.prompt_tokens + u["prompt_tokens"],
+                completion_tokens=usage.completion_tokens + u["completion_tokens"],
+                cached_tokens=usage.cached_tokens + u["cached_tokens"],
+            )
+        elif e["type"] == "error":
+            calls += e["content"].get("attempts", 1)
+    return Outcome(
+        kind=final["kind"],
+        branch=final["branch"],
+        deal_round=final["deal_round"],
+        package=package,
+        last_proposal=last_proposal,
+        parties=parties,
+        rounds_used=state["round"],
+        calls=calls,
+        failed_turns=sum(e["type"] == "error" for e in events),
+        usage=usage,
+    )
