@@ -35,6 +35,11 @@ Home = Annotated[
 ]
 
 
+def fail(message: str) -> None:
+    """One plain line on stderr, never wrapped, so scripts and people read it the same way."""
+    typer.echo(" ".join(message.split()), err=True)
+
+
 def friendly(fn: F) -> F:
     """Turn known errors into one line on stderr: exit 2 for the user's errors, 1 otherwise."""
 
@@ -43,7 +48,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err.print(f"majlis: error: {escape(str(exc))}", highlight=False)
+            fail(f"majlis: error: {exc}")
             raise typer.Exit(2) from None
         except openai.AuthenticationError as exc:
             err.print(
@@ -52,10 +57,10 @@ def friendly(fn: F) -> F:
             )
             raise typer.Exit(2) from None
         except (MajlisError, openai.APIError) as exc:
-            err.print(f"majlis: stopped: {type(exc).__name__}: {escape(str(exc))}", highlight=False)
+            fail(f"majlis: stopped: {type(exc).__name__}: {exc}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("majlis: interrupted")
+            fail("majlis: interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -248,7 +253,7 @@ def validate(
     root = data_root(home)
     problems, checked = validate_paths(root, paths or [])
     for p in problems:
-        err.print(f"majlis: error: {escape(p)}", highlight=False)
+        fail(f"majlis: error: {p}")
     if problems:
         raise typer.Exit(2)
     out.print(f"ok: {checked} file(s) valid")

@@ -78,13 +78,16 @@ class OutputInvalid(Exception):
         self.error, self.raw = error, raw
 
 
-_SEMAPHORES: dict[str, asyncio.Semaphore] = {}
+class EndpointLimits:
+    """One semaphore per endpoint, shared by every client (and session) that uses it."""
 
+    def __init__(self) -> None:
+        self._sems: dict[str, asyncio.Semaphore] = {}
 
-def _semaphore(key: str, size: int) -> asyncio.Semaphore:
-    if key not in _SEMAPHORES:
-        _SEMAPHORES[key] = asyncio.Semaphore(size)
-    return _SEMAPHORES[key]
+    def get(self, key: str, size: int) -> asyncio.Semaphore:
+        if key not in self._sems:
+            self._sems[key] = asyncio.Semaphore(size)
+        return self._sems[key]
 
 
 def extract_json(text: str) -> Any:
@@ -115,13 +118,19 @@ class Backend:
     async def check(self) -> None:
         """Fail fast, before a run folder exists, when the endpoint cannot be used."""
 
+    async def aclose(self) -> None:
+        """Release connections."""
+
 
 class ScriptedBackend(Backend):
     """The scripted player, in process: no HTTP, no tokens, deterministic."""
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
-        scripted.style_exponent(config.model)  # unknown style -> clear error now
+        try:
+            scripted.style_exponent(config.model)  # an unknown style is the user's error, now
+        except scripted.ScriptError as exc:
+            raise UserError(f"--model {config.model}: {exc}") from None
         self.name = config.model
 
     async def chat(
@@ -149,9 +158,10 @@ def resolve_key(config: ModelConfig) -> str:
 class OpenAIBackend(Backend):
     """Any OpenAI-compatible endpoint, through the openai SDK over real HTTP."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, limits: EndpointLimits | None = None) -> None:
         self.config = config
         self.name = config.model
+        self.limits = limits or EndpointLimits()
         self.client = openai.AsyncOpenAI(
             api_key=resolve_key(config) or "missing",
             base_url=config.base_url,
@@ -160,6 +170,9 @@ class OpenAIBackend(Backend):
         )
         self.dialect: Dialect = "json_schema" if config.structured == "auto" else config.structured
         self.where = config.base_url or "the OpenAI API"
+
+    async def aclose(self) -> None:
+        await self.client.close()
 
     async def check(self) -> None:
         try:
@@ -210,7 +223,7 @@ class OpenAIBackend(Backend):
             messages = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + hint}]
         if self.config.seed is not None:
             kwargs["seed"] = self.config.seed
-        sem = _semaphore(self.config.base_url or "openai", self.config.concurrency)
+        sem = self.limits.get(self.config.base_url or "openai", self.config.concurrency)
         async with sem:
             start = time.perf_counter()
             resp = await self.client.chat.completions.create(
@@ -301,8 +314,8 @@ def _brief_error(exc: Exception) -> str:
     return str(exc)
 
 
-def make_client(config: ModelConfig) -> ModelClient:
+def make_client(config: ModelConfig, limits: EndpointLimits | None = None) -> ModelClient:
     """`scripted` with no base URL plays in process; any base URL goes over HTTP."""
     in_process = config.is_scripted and config.base_url is None
-    backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config)
+    backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config, limits)
     return ModelClient(config, backend)

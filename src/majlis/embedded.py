@@ -18,6 +18,10 @@ from .loopback import Completion, LoopbackServer
 
 MODEL_NAME = "smollm2-135m-instruct"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# A 135M model rambles: free text is bounded in the grammar so every string (and the JSON)
+# closes, and a firmer repeat penalty breaks its loops.
+TEXT_CHARS = 200
+REPEAT_PENALTY = 1.3
 
 
 def gguf_path() -> Path:
@@ -53,13 +57,15 @@ class LlamaResponder:
         fmt = body.get("response_format")
         kwargs: dict[str, Any] = {}
         if fmt and fmt.get("type") == "json_object":
-            kwargs["response_format"] = {"type": "json_object", "schema": fmt.get("schema", {})}
+            schema = bounded_strings(fmt.get("schema", {}), TEXT_CHARS)
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self.lock:
             out = self.llm.create_chat_completion(
                 messages=body["messages"],
                 temperature=body.get("temperature", 0.7),
                 max_tokens=body.get("max_tokens") or 700,
                 seed=body.get("seed"),
+                repeat_penalty=REPEAT_PENALTY,
                 **kwargs,
             )
         usage = out["usage"]
@@ -68,6 +74,18 @@ class LlamaResponder:
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
         )
+
+
+def bounded_strings(schema: Any, max_chars: int) -> Any:
+    """The schema with every free-text string given 1..max_chars characters."""
+    if isinstance(schema, list):
+        return [bounded_strings(v, max_chars) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: bounded_strings(v, max_chars) for k, v in schema.items()}
+    if out.get("type") == "string" and "enum" not in out:
+        out.update(minLength=1, maxLength=max_chars)
+    return out
 
 
 def start_embedded(seed: int = 0) -> LoopbackServer:

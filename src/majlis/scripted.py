@@ -41,7 +41,8 @@ def style_exponent(model: str) -> float:
 def respond(messages: list[dict[str, Any]], model: str = "scripted") -> str:
     """The scripted player's reply to a chat request, as JSON text."""
     system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    user = next((u for u in reversed(users) if "<turn>" in u), users[-1] if users else "")
     rules = json.loads(_tag(system, "rules"))
     mine = json.loads(_tag(system, "private_scores"))
     turn = json.loads(_tag(user, "turn"))

@@ -21,7 +21,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from . import rules
-from .client import ModelClient, ModelConfig, make_client
+from .client import EndpointLimits, ModelClient, ModelConfig, make_client
 from .errors import RunError, UserError
 from .graph import Deps, build_graph, initial_state
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
@@ -90,6 +90,7 @@ class _Prepared:
         self.configs = configs
         self.server = None
         self.clients: dict[str, ModelClient] = {}
+        self.limits = EndpointLimits()
 
     def _render_every_template(self) -> None:
         any_package = next(rules.all_packages(self.loaded.scenario))
@@ -111,7 +112,7 @@ class _Prepared:
         for party, cfg in self.configs.items():
             if cfg.model == EMBEDDED and cfg.base_url is None:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
-            self.clients[party] = make_client(cfg)
+            self.clients[party] = make_client(cfg, self.limits)
         checked: set[tuple[str | None, str]] = set()
         for client in self.clients.values():
             key = (client.config.base_url, client.config.model)
@@ -119,7 +120,9 @@ class _Prepared:
                 checked.add(key)
                 await client.backend.check()
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.backend.aclose()
         if self.server is not None:
             self.server.stop()
 
@@ -223,7 +226,7 @@ async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunRes
         rd.write_manifest(manifest)
         return await _drive(rd, manifest, prepared, fresh=True, sink=sink)
     finally:
-        prepared.close()
+        await prepared.close()
 
 
 def load_snapshot(rd: RunDir) -> LoadedScenario:
@@ -275,7 +278,7 @@ async def resume_session(path: Path, sink: EventSink | None = None) -> RunResult
         rd.write_manifest(manifest)
         return await _drive(rd, manifest, prepared, fresh=False, sink=sink)
     finally:
-        prepared.close()
+        await prepared.close()
 
 
 async def _drive(

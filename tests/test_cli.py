@@ -1,0 +1,133 @@
+"""The command line: a run, listings, and one clear line with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from majlis.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_run_scripted_writes_a_run_folder(home: Path, tmp_path: Path) -> None:
+    res = invoke(
+        "run", "--model", "scripted", "--home", str(home), "--out", str(tmp_path), "--rounds", "2"
+    )
+    assert res.exit_code == 0, res.output
+    (run,) = tmp_path.iterdir()
+    assert {p.name for p in run.iterdir()} >= {
+        "manifest.json",
+        "events.jsonl",
+        "outcome.json",
+        "scenario.json",
+    }
+    assert "Round 1" in res.output and "Prime Minister Sudani" in res.output
+    assert json.loads((run / "manifest.json").read_text())["rounds"] == 2
+
+
+def test_listings(home: Path) -> None:
+    assert "cornered-in-iraq" in invoke("scenarios", "--home", str(home)).output
+    res = invoke("agents", "--home", str(home))
+    assert res.exit_code == 0 and "washington" in res.output and "militias" in res.output
+    res = invoke("validate", "--home", str(home))
+    assert res.exit_code == 0 and "ok" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--variant", "nope"], "unknown variant 'nope'"),
+        (["--model", "scripted:reckless"], "unknown scripted style"),
+        (
+            ["--model", "gpt-x", "--base-url", "http://127.0.0.1:9/v1"],
+            "cannot reach model endpoint",
+        ),
+        (
+            [
+                "--model",
+                "gpt-x",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--api-key-env",
+                "MAJLIS_NO_SUCH_KEY",
+            ],
+            "MAJLIS_NO_SUCH_KEY is not set",
+        ),
+        (["--temperature", "9"], "--temperature"),
+        (["--structured", "xml"], "--structured"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    home: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
+    res = invoke(
+        "run", "--model", "scripted", "--home", str(home), "--out", str(tmp_path / "runs"), *args
+    )
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("majlis: error:"), res.output
+    assert words in " ".join(res.output.split())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), (
+        "nothing half-written"
+    )
+
+
+def test_wrong_key_is_refused_before_the_run(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from majlis.loopback import LoopbackServer, scripted_responder
+
+    monkeypatch.setenv("MAJLIS_TEST_KEY", "wrong")
+    with LoopbackServer(scripted_responder, api_key="right") as srv:
+        res = invoke(
+            "run",
+            "--model",
+            "scripted",
+            "--base-url",
+            srv.base_url,
+            "--api-key-env",
+            "MAJLIS_TEST_KEY",
+            "--home",
+            str(home),
+            "--out",
+            str(tmp_path / "runs"),
+        )
+    assert res.exit_code == 2 and "refused the API key" in res.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_broken_scenario_file(home_copy: Path, tmp_path: Path) -> None:
+    path = home_copy / "agents" / "tehran.yaml"
+    path.write_text(path.read_text().replace("threshold: 42", "threshold: [42"))
+    res = invoke(
+        "run", "--model", "scripted", "--home", str(home_copy), "--out", str(tmp_path / "runs")
+    )
+    assert res.exit_code == 2
+    assert "tehran.yaml" in res.output and "invalid YAML" in res.output
+    res = invoke("validate", "--home", str(home_copy))
+    assert res.exit_code == 2 and "tehran.yaml" in res.output
+
+
+def test_unknown_template_variable_is_named(home_copy: Path, tmp_path: Path) -> None:
+    path = home_copy / "prompts" / "move.md.j2"
+    path.write_text(path.read_text() + "\n{{ secret_agenda }}\n")
+    res = invoke(
+        "run", "--model", "scripted", "--home", str(home_copy), "--out", str(tmp_path / "runs")
+    )
+    assert res.exit_code == 2
+    assert "move.md.j2" in res.output and "secret_agenda" in res.output
+
+
+def test_resume_unknown_run(home: Path, tmp_path: Path) -> None:
+    res = invoke("resume", str(tmp_path / "nothing-here"), "--home", str(home))
+    assert res.exit_code == 2 and "not a majlis run" in res.output

@@ -1,0 +1,100 @@
+"""Canaries: a party's private material never reaches another party's prompt.
+
+Every private brief, interest, red line and score table gets a unique marker, and the
+model writes a unique marker into every private note and side message. The loopback
+server keeps every request; each is checked against what its party may see.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from majlis import scripted
+from majlis.client import ModelConfig
+from majlis.loopback import Completion, LoopbackServer
+from majlis.session import RunOptions, run_session
+
+CANARY = re.compile(r"CANARY-(\w+)-(brief|interest|redline|note|side)-(\w+)-(\w+)")
+SCORE_CANARY = 7000  # score canaries are 7001.. : numbers no prompt uses otherwise
+
+
+def plant_card_canaries(home: Path) -> dict[str, str]:
+    """Mark each card; return the score canary of each party (as text)."""
+    score_marks = {}
+    for i, path in enumerate(sorted((home / "agents").glob("*.yaml"))):
+        card = yaml.safe_load(path.read_text())
+        pid = card["id"]
+        card["private_brief"] += f" CANARY-{pid}-brief-x-x"
+        card["private_interests"].append(f"CANARY-{pid}-interest-x-x")
+        card["red_lines"][0]["why"] += f" CANARY-{pid}-redline-x-x"
+        issue = next(iter(card["scores"]))
+        worst = min(card["scores"][issue], key=card["scores"][issue].get)
+        card["scores"][issue][worst] = SCORE_CANARY + i + 1
+        card["threshold"] += SCORE_CANARY + i + 1  # keep the worst option out of reach
+        score_marks[pid] = str(SCORE_CANARY + i + 1)
+        path.write_text(yaml.safe_dump(card, sort_keys=False))
+    return score_marks
+
+
+class CanaryModel:
+    """The scripted player, but it writes markers into what must stay private."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, body: dict[str, Any]) -> Completion:
+        reply = json.loads(scripted.respond(body["messages"], "scripted"))
+        party = json.loads(
+            re.search(r"<turn>(.*?)</turn>", body["messages"][-1]["content"]).group(1)
+        )["party"]
+        self.n += 1
+        reply["private_reasoning"] += f" CANARY-{party}-note-{self.n}-x"
+        if "side_message" in reply:
+            to = reply["side_message"]["to"] if reply["side_message"] else _someone_else(party)
+            reply["side_message"] = {"to": to, "text": f"CANARY-{party}-side-{self.n}-{to}"}
+        return Completion(json.dumps(reply), prompt_tokens=10, completion_tokens=10)
+
+
+def _someone_else(party: str) -> str:
+    return "kurds" if party != "kurds" else "sunnis"
+
+
+def may_see(reader: str, owner: str, kind: str, recipient: str) -> bool:
+    if kind == "side":
+        return reader in (owner, recipient)
+    return reader == owner
+
+
+async def test_no_private_material_crosses_parties(home_copy: Path, tmp_path: Path) -> None:
+    score_marks = plant_card_canaries(home_copy)
+    with LoopbackServer(CanaryModel()) as server:
+        cfg = ModelConfig(model="scripted", base_url=server.base_url)
+        result = await run_session(
+            RunOptions(model=cfg, home=home_copy, runs_root=tmp_path, rounds=3)
+        )
+        requests = list(server.requests)
+
+    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    assert sum(e["type"] == "side_message" for e in events) >= 6
+    assert sum(e["type"] == "private_note" for e in events) >= 18
+
+    seen_own = seen_side = 0
+    for body in requests:
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        reader = json.loads(re.search(r"<turn>(.*?)</turn>", user).group(1))["party"]
+        prompt = "\n".join(m["content"] for m in body["messages"])
+        for owner, kind, _n, recipient in CANARY.findall(prompt):
+            assert may_see(reader, owner, kind, recipient), f"{reader} saw {owner}'s {kind}"
+            seen_own += owner == reader
+            seen_side += kind == "side" and owner != reader
+        for owner, mark in score_marks.items():
+            assert (mark in prompt) == (owner == reader), (
+                f"{owner}'s score table in {reader}'s prompt"
+            )
+        assert f"CANARY-{reader}-brief-x-x" in system
+    assert seen_own and seen_side, "the canaries were really planted and delivered where allowed"

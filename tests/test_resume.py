@@ -1,0 +1,143 @@
+"""A run stopped midway resumes from its checkpoint with no missing and no duplicated events."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from conftest import stable
+
+from majlis.client import ModelConfig
+from majlis.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.recorder import RunDir
+from majlis.session import RunOptions, resume_session, run_session
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
+
+
+def assert_whole(events: list[dict[str, Any]]) -> None:
+    assert [e["seq"] for e in events] == list(range(len(events))), "no gaps, no duplicates"
+    assert events[-1]["type"] == "outcome"
+
+
+class FailAfter:
+    """The scripted player, until it has answered `n` calls; then the server errors."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, body: dict[str, Any]) -> Completion:
+        if self.n <= 0:
+            raise RuntimeError("the model server fell over")
+        self.n -= 1
+        return scripted_responder(body)
+
+
+async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_path: Path) -> None:
+    with LoopbackServer(scripted_responder) as server:
+        cfg = ModelConfig(model="scripted", base_url=server.base_url, max_retries=0)
+        reference = await run_session(RunOptions(model=cfg, home=home, runs_root=tmp_path / "ref"))
+
+        server.responder = FailAfter(20)  # dies in round 2, inside the vote of round 1 or a turn
+        with pytest.raises(openai.InternalServerError):
+            await run_session(
+                RunOptions(model=cfg, home=home, runs_root=tmp_path / "cut", run_id="cut")
+            )
+        cut = tmp_path / "cut" / "cut"
+        assert RunDir(cut).read_manifest().status == "failed"
+        partial = read_events(cut)
+        assert 0 < len(partial) < len(read_events(reference.run_dir.path))
+        assert not (cut / "outcome.json").exists()
+
+        server.responder = scripted_responder
+        calls_before = server.calls
+        result = await resume_session(cut)
+        assert server.calls - calls_before < reference.outcome.calls, "finished work is not redone"
+
+    events = read_events(cut)
+    assert_whole(events)
+    assert stable(events) == stable(read_events(reference.run_dir.path))
+    assert result.manifest.status == "complete"
+    assert result.outcome.model_dump(exclude={"usage"}) == reference.outcome.model_dump(
+        exclude={"usage"}
+    )
+
+
+def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with LoopbackServer(scripted_responder, latency=0.03) as server:
+        base = [sys.executable, "-m", "majlis.cli"]
+        run = [
+            *base,
+            "run",
+            "--model",
+            "scripted",
+            "--base-url",
+            server.base_url,
+            "--quiet",
+            "--home",
+            str(home),
+        ]
+        ref = subprocess.run(
+            [*run, "--out", str(tmp_path / "ref")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ref.returncode == 0, ref.stderr
+        ref_dir = next((tmp_path / "ref").iterdir())
+
+        proc = subprocess.Popen(
+            [*run, "--out", str(tmp_path / "cut")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 120
+        events_file = None
+        while time.monotonic() < deadline:
+            found = list((tmp_path / "cut").glob("*/events.jsonl"))
+            if found and len(found[0].read_text().splitlines()) >= 60:
+                events_file = found[0]
+                break
+            time.sleep(0.02)
+        assert events_file is not None, "the run never got going"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        cut_dir = events_file.parent
+        assert not (cut_dir / "outcome.json").exists()
+
+        resumed = subprocess.run(
+            [*base, "resume", str(cut_dir), "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+
+    events = read_events(cut_dir)
+    assert_whole(events)
+    assert stable(events) == stable(read_events(ref_dir))
+    assert json.loads((cut_dir / "manifest.json").read_text())["status"] == "complete"
+
+
+async def test_resuming_a_complete_run_is_refused(home: Path, tmp_path: Path) -> None:
+    from majlis.errors import RunError
+
+    done = await run_session(
+        RunOptions(model=ModelConfig(model="scripted"), home=home, runs_root=tmp_path)
+    )
+    with pytest.raises(RunError, match="already complete"):
+        await resume_session(done.run_dir.path)

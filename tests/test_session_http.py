@@ -1,0 +1,95 @@
+"""A whole session through the real openai SDK against a loopback server started here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from majlis import rules
+from majlis.client import ModelConfig
+from majlis.log import Event, Manifest, Outcome
+from majlis.loopback import LoopbackServer
+from majlis.scenario import load_scenario
+from majlis.session import RunOptions, run_session
+
+
+async def test_session_over_http_records_everything(
+    home: Path, tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = ModelConfig(model="scripted", base_url=server.base_url, api_key_env="MAJLIS_TEST_KEY")
+    monkeypatch.setenv("MAJLIS_TEST_KEY", "sk-test-secret-4f1c9a")
+    result = await run_session(
+        RunOptions(model=cfg, runs_root=tmp_path, home=home, seed=7, command=["test"])
+    )
+    rd = result.run_dir
+    events = [
+        Event.model_validate(json.loads(line)) for line in rd.events_path.read_text().splitlines()
+    ]
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert server.calls > 0 and all(r["model"] == "scripted" for r in server.requests)
+
+    loaded = load_scenario("cornered-in-iraq", home)
+    parties = set(loaded.scenario.parties)
+    assert {e.speaker for e in events if e.type == "message"} == parties, "all six parties spoke"
+
+    # every vote is recorded, and every tally is what the deal rule gives for those votes
+    tallies = [e for e in events if e.type == "tally"]
+    assert tallies
+    for tally in tallies:
+        ballots = {
+            e.speaker: e.content["vote"]
+            for e in events
+            if e.type == "vote" and e.round == tally.round
+        }
+        assert set(ballots) == parties
+        passed = rules.deal_passes(
+            {p: v == "accept" for p, v in ballots.items()}, loaded.scenario.deal_rule
+        )
+        assert tally.content["passed"] is passed
+        assert sorted(tally.content["accept"]) == sorted(
+            p for p, v in ballots.items() if v == "accept"
+        )
+
+    outcome = Outcome.model_validate_json(rd.outcome_path.read_text())
+    final = events[-1]
+    assert final.type == "outcome" and final.content["kind"] == outcome.kind
+    deal_tally = [t for t in tallies if t.content["passed"]]
+    if deal_tally:
+        assert outcome.kind == "deal" and outcome.deal_round == deal_tally[0].round
+        proposal = next(e for e in events if e.seq == deal_tally[0].content["proposal_seq"])
+        assert outcome.package == proposal.content["package"]
+    else:
+        assert outcome.kind in {"partial", "none"}
+    assert outcome.branch == rules.classify_branch(loaded.scenario, outcome.kind, outcome.package)
+    for pid, r in outcome.parties.items():
+        assert r.margin == r.score - loaded.cards[pid].threshold
+
+    manifest = Manifest.model_validate_json(rd.manifest_path.read_text())
+    assert manifest.status == "complete" and manifest.seed == 7
+    assert manifest.scenario["content_hash"] == loaded.content_hash
+    assert {"system.md.j2", "move.md.j2", "vote.md.j2", "personas/sudani.md.j2"} <= set(
+        manifest.prompts
+    )
+    assert manifest.parties["washington"].base_url == server.base_url
+    assert manifest.parties["washington"].api_key_env == "MAJLIS_TEST_KEY"
+    # the key reached the server but no file in the run folder
+    for path in rd.path.iterdir():
+        assert b"sk-test-secret-4f1c9a" not in path.read_bytes(), path.name
+    usage_events = [e for e in events if e.usage is not None]
+    assert len(usage_events) == server.calls
+    assert all(e.latency_ms is not None and e.usage.prompt_tokens > 0 for e in usage_events)
+
+
+async def test_scripted_session_in_process_is_deterministic(home: Path, tmp_path: Path) -> None:
+    from conftest import stable
+
+    opts = dict(model=ModelConfig(model="scripted"), runs_root=tmp_path, home=home)
+    a = await run_session(RunOptions(**opts))
+    b = await run_session(RunOptions(**opts))
+    ea = [json.loads(x) for x in a.run_dir.events_path.read_text().splitlines()]
+    eb = [json.loads(x) for x in b.run_dir.events_path.read_text().splitlines()]
+    assert stable(ea) == stable(eb)
+    assert a.outcome.kind == "deal", "the scripted players find the zone of agreement"
+    assert a.outcome.package in rules.zone_of_agreement(load_scenario("cornered-in-iraq", home))
