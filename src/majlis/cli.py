@@ -110,9 +110,16 @@ def run(
         bool, typer.Option(help="Show private reasoning in the live view.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No live view; print only the run folder.")] = False,
+    cache: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache/--no-cache", help="Replay cached replies (default: on when --seed is set)."
+        ),
+    ] = None,
     home: Home = None,
 ) -> None:
     """Run a whole negotiation session and record it under runs/."""
+    from .cache import ResponseCache
     from .session import RunOptions, run_session
 
     try:
@@ -133,6 +140,9 @@ def run(
         spec = parse_file(models, ModelsFile)
         default = spec.default or default
         party_models = spec.parties
+    runs_root = out_dir or data_root(home) / "runs"
+    use_cache = seed is not None if cache is None else cache
+    store = ResponseCache(runs_root / "cache.sqlite") if use_cache else None
     opts = RunOptions(
         scenario=scenario,
         rounds=rounds,
@@ -140,9 +150,10 @@ def run(
         model=default,
         party_models=party_models,
         variant=variant,
-        runs_root=out_dir,
+        runs_root=runs_root,
         home=home,
         command=sys.argv,
+        cache=store,
     )
     if quiet:
         result = asyncio.run(run_session(opts))
@@ -159,6 +170,8 @@ def run(
         with LiveView(loaded, out, show_private) as view:
             result = asyncio.run(run_session(opts, sink=view))
     _summary(result)
+    if store is not None:
+        out.print(str(store.stats))
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from . import scripted
+from .cache import ResponseCache, SampleCounter, request_key
 from .errors import EndpointError, ModelBehaviourError, UserError
 from .log import Usage
 
@@ -60,6 +61,7 @@ class Reply:
     latency_ms: float
     model: str | None = None
     fingerprint: str | None = None
+    cached: bool = False
 
 
 @dataclass
@@ -252,6 +254,55 @@ class OpenAIBackend(Backend):
         )
 
 
+class CachingBackend(Backend):
+    """Serves a request from the cache when it can; stores what the inner backend answers."""
+
+    def __init__(
+        self, inner: Backend, config: ModelConfig, cache: ResponseCache, counter: SampleCounter
+    ) -> None:
+        self.inner, self.config, self.cache, self.counter = inner, config, cache, counter
+        self.name = inner.name
+
+    async def check(self) -> None:
+        await self.inner.check()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def chat(
+        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+    ) -> Reply:
+        c = self.config
+        key = request_key(
+            {
+                "base_url": c.base_url,
+                "model": c.model,
+                "messages": messages,
+                "schema": schema,
+                "temperature": c.temperature,
+                "max_tokens": c.max_tokens,
+                "seed": c.seed,
+            }
+        )
+        sample = self.counter.next(key)
+        hit = self.cache.get(key, sample)
+        if hit is not None:
+            return Reply(
+                hit["text"],
+                hit["usage"],
+                hit["call_id"],
+                0.0,
+                hit["model"],
+                hit["fingerprint"],
+                cached=True,
+            )
+        reply = await self.inner.chat(messages, schema_name, schema)
+        self.cache.put(
+            key, sample, reply.text, reply.usage, reply.call_id, reply.model, reply.fingerprint
+        )
+        return reply
+
+
 class ModelClient:
     """Asks for a structured answer and validates it; re-asks with the error on bad output."""
 
@@ -314,8 +365,15 @@ def _brief_error(exc: Exception) -> str:
     return str(exc)
 
 
-def make_client(config: ModelConfig, limits: EndpointLimits | None = None) -> ModelClient:
-    """`scripted` with no base URL plays in process; any base URL goes over HTTP."""
+def make_client(
+    config: ModelConfig,
+    limits: EndpointLimits | None = None,
+    cache: ResponseCache | None = None,
+    counter: SampleCounter | None = None,
+) -> ModelClient:
+    """`scripted` with no base URL plays in process; any base URL goes over HTTP, maybe cached."""
     in_process = config.is_scripted and config.base_url is None
     backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config, limits)
+    if cache is not None and not in_process:
+        backend = CachingBackend(backend, config, cache, counter or SampleCounter())
     return ModelClient(config, backend)

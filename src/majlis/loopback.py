@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import scripted
@@ -51,6 +51,8 @@ class LoopbackServer:
     host: str = "127.0.0.1"
     port: int = 0
     blocking: bool = False  # True when the responder is slow CPU work (run it in a thread)
+    # fault(body, n) may return a response to send instead of an answer (n counts requests)
+    fault: Callable[[dict[str, Any], int], Response | None] | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +97,10 @@ class LoopbackServer:
         except json.JSONDecodeError:
             return _error(400, "invalid_request_error", "body is not JSON")
         self.requests.append(body)
+        if self.fault is not None:
+            injected = self.fault(body, len(self.requests))
+            if injected is not None:
+                return injected  # type: ignore[return-value]
         kind = (body.get("response_format") or {}).get("type", "none")
         if kind not in self.dialects:
             return _error(

@@ -25,8 +25,8 @@ SYSTEM, MOVE, VOTE = "system.md.j2", "move.md.j2", "vote.md.j2"
 class Templates:
     """Jinja templates from prompts/, overlaid by prompts/variants/NAME/ when a variant is set."""
 
-    def __init__(self, root: Path, variant: str | None = None) -> None:
-        base = root / "prompts"
+    def __init__(self, root: Path, variant: str | None = None, folder: str = "prompts") -> None:
+        base = root / folder
         search = [base]
         if variant:
             vdir = base / "variants" / variant

@@ -21,6 +21,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from . import rules
+from .cache import ResponseCache, SampleCounter
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
 from .errors import RunError, UserError
 from .graph import Deps, build_graph, initial_state
@@ -45,6 +46,7 @@ class RunOptions:
     run_id: str | None = None
     home: Path | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    cache: ResponseCache | None = None  # replies replayed by request and sample index
 
 
 @dataclass
@@ -74,7 +76,11 @@ class _Prepared:
     """Validated inputs and live clients; the embedded server runs while this is open."""
 
     def __init__(
-        self, loaded: LoadedScenario, variant: str | None, configs: dict[str, ModelConfig]
+        self,
+        loaded: LoadedScenario,
+        variant: str | None,
+        configs: dict[str, ModelConfig],
+        cache: ResponseCache | None = None,
     ) -> None:
         self.loaded = loaded
         self.templates = Templates(loaded.root, variant)
@@ -91,6 +97,8 @@ class _Prepared:
         self.server = None
         self.clients: dict[str, ModelClient] = {}
         self.limits = EndpointLimits()
+        self.cache = cache
+        self.counter = SampleCounter()
 
     def _render_every_template(self) -> None:
         any_package = next(rules.all_packages(self.loaded.scenario))
@@ -112,7 +120,7 @@ class _Prepared:
         for party, cfg in self.configs.items():
             if cfg.model == EMBEDDED and cfg.base_url is None:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
-            self.clients[party] = make_client(cfg, self.limits)
+            self.clients[party] = make_client(cfg, self.limits, self.cache, self.counter)
         checked: set[tuple[str | None, str]] = set()
         for client in self.clients.values():
             key = (client.config.base_url, client.config.model)
@@ -180,7 +188,9 @@ async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunRes
     """Run one negotiation from the first round to its outcome."""
     home = data_root(opts.home)
     loaded = with_rounds(load_scenario(opts.scenario, home), opts.rounds)
-    prepared = _Prepared(loaded, opts.variant, _party_configs(opts, list(loaded.scenario.parties)))
+    prepared = _Prepared(
+        loaded, opts.variant, _party_configs(opts, list(loaded.scenario.parties)), opts.cache
+    )
     try:
         await prepared.open()
         run_id = opts.run_id or _new_run_id(loaded.scenario.id)
@@ -245,7 +255,9 @@ def load_snapshot(rd: RunDir) -> LoadedScenario:
         raise RunError(f"{rd.scenario_path}: cannot read the scenario snapshot: {exc}") from None
 
 
-async def resume_session(path: Path, sink: EventSink | None = None) -> RunResult:
+async def resume_session(
+    path: Path, sink: EventSink | None = None, cache: ResponseCache | None = None
+) -> RunResult:
     """Finish an interrupted run from its last checkpoint."""
     rd = RunDir.open(path)
     manifest = rd.read_manifest()
@@ -264,7 +276,7 @@ async def resume_session(path: Path, sink: EventSink | None = None) -> RunResult
         )  # type: ignore[arg-type]
         for p, m in manifest.parties.items()
     }
-    prepared = _Prepared(loaded, manifest.variant, configs)
+    prepared = _Prepared(loaded, manifest.variant, configs, cache)
     changed = [
         n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)
     ]
