@@ -106,7 +106,7 @@ async def test_rate_limits_are_retried_after_the_servers_delay(home: Path, tmp_p
 
 
 def test_a_variant_overlays_templates_and_is_recorded(home_copy: Path, tmp_path: Path) -> None:
-    vdir = home_copy / "prompts" / "variants" / "hawkish-washington" / "personas"
+    vdir = home_copy / "prompts" / "variants" / "test-hawk" / "personas"
     vdir.mkdir(parents=True)
     (vdir / "washington.md.j2").write_text(
         "You are a hawkish US envoy. HAWK-MARKER. You concede nothing.\n"
@@ -121,7 +121,7 @@ def test_a_variant_overlays_templates_and_is_recorded(home_copy: Path, tmp_path:
                 "--base-url",
                 srv.base_url,
                 "--variant",
-                "hawkish-washington",
+                "test-hawk",
                 "--home",
                 str(home_copy),
                 "--out",
@@ -136,6 +136,6 @@ def test_a_variant_overlays_templates_and_is_recorded(home_copy: Path, tmp_path:
     assert marked == {"washington"}
     (run,) = (tmp_path / "runs").iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["variant"] == "hawkish-washington"
+    assert manifest["variant"] == "test-hawk"
     variant_hash = hashlib.sha256((vdir / "washington.md.j2").read_bytes()).hexdigest()
     assert manifest["prompts"]["personas/washington.md.j2"] == variant_hash

@@ -292,3 +292,86 @@ def main() -> None:  # pragma: no cover
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@app.command()
+@friendly
+def variants(home: Home = None) -> None:
+    """List the prompt variants under prompts/variants/."""
+    from .variants import list_variants, load_variant, template_files
+
+    root = data_root(home)
+    table = Table("name", "description", "templates", "model settings")
+    for name in list_variants(root):
+        v = load_variant(root, name)
+        models = "; ".join(f"{p}: {cfg}" for p, cfg in v.models.items())
+        table.add_row(
+            name, escape(v.description), ", ".join(template_files(root, name)), escape(models)
+        )
+    out.print(table)
+
+
+@app.command()
+@friendly
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: runs/sweeps/NAME).")
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Use the sweep's response cache.")
+    ] = True,
+    home: Home = None,
+) -> None:
+    """Run variants x models x seeds concurrently; run it again to resume."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from .sweep import cells, cost, load_experiment, run_sweep
+
+    root = data_root(home)
+    exp = load_experiment(experiment, root)
+    folder = out_dir or root / "runs" / "sweeps" / exp.name
+    todo = cells(exp)
+    models = {c.run_id: c.setup for c in todo}
+    totals = {"prompt": 0, "completion": 0, "cost": 0.0}
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sessions"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[tokens]} tokens, ~${task.fields[cost]:.4f}"),
+    )
+    with Progress(*columns, console=out) as bar:
+        task = bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0)
+
+        def progress(what: str, info: dict[str, Any]) -> None:
+            if what == "usage":
+                setup = models[info["run_id"]]
+                model = setup.parties.get(info["party"], setup.default).model
+                totals["prompt"] += info["prompt_tokens"]
+                totals["completion"] += info["completion_tokens"]
+                totals["cost"] += cost(exp, model, info["prompt_tokens"], info["completion_tokens"])
+                bar.update(
+                    task, tokens=totals["prompt"] + totals["completion"], cost=totals["cost"]
+                )
+            elif what in ("finished", "skipped", "failed"):
+                bar.advance(task)
+                if what == "failed":
+                    bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
+
+        result = asyncio.run(run_sweep(exp, folder, root, use_cache=cache, progress=progress))
+    out.print(
+        f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"
+    )
+    if result.cache is not None:
+        out.print(str(result.cache.stats))
+    out.print(f"sweep folder: {folder}")
+    if result.failed:
+        raise typer.Exit(1)

@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -81,15 +82,38 @@ class OutputInvalid(Exception):
 
 
 class EndpointLimits:
-    """One semaphore per endpoint, shared by every client (and session) that uses it."""
+    """Per endpoint: calls in flight (a semaphore) and optional requests/tokens per minute.
 
-    def __init__(self) -> None:
+    One instance is shared by every client and session of a sweep, so the limits hold for
+    the endpoint as a whole.
+    """
+
+    def __init__(self, rpm: int | None = None, tpm: int | None = None) -> None:
+        self.rpm, self.tpm = rpm, tpm
         self._sems: dict[str, asyncio.Semaphore] = {}
+        self._sent: dict[str, deque[tuple[float, int]]] = {}
 
     def get(self, key: str, size: int) -> asyncio.Semaphore:
         if key not in self._sems:
             self._sems[key] = asyncio.Semaphore(size)
         return self._sems[key]
+
+    async def admit(self, key: str, tokens: int) -> None:
+        """Wait until one more request of about `tokens` fits in the last minute's budget."""
+        if self.rpm is None and self.tpm is None:
+            return
+        window = self._sent.setdefault(key, deque())
+        while True:
+            now = time.monotonic()
+            while window and now - window[0][0] >= 60:
+                window.popleft()
+            used = sum(t for _, t in window)
+            fits_rpm = self.rpm is None or len(window) < self.rpm
+            fits_tpm = self.tpm is None or not window or used + tokens <= self.tpm
+            if fits_rpm and fits_tpm:
+                window.append((now, tokens))
+                return
+            await asyncio.sleep(max(0.01, 60 - (now - window[0][0])))
 
 
 def extract_json(text: str) -> Any:
@@ -139,7 +163,7 @@ class ScriptedBackend(Backend):
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
     ) -> Reply:
         start = time.perf_counter()
-        text = scripted.respond(messages, self.config.model)
+        text = scripted.respond(messages, self.config.model, self.config.seed)
         prompt_chars = sum(len(m["content"]) for m in messages)
         usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
         ms = (time.perf_counter() - start) * 1000
@@ -227,6 +251,8 @@ class OpenAIBackend(Backend):
             kwargs["seed"] = self.config.seed
         sem = self.limits.get(self.config.base_url or "openai", self.config.concurrency)
         async with sem:
+            estimate = sum(len(m["content"]) for m in messages) // 4 + self.config.max_tokens
+            await self.limits.admit(self.config.base_url or "openai", estimate)
             start = time.perf_counter()
             resp = await self.client.chat.completions.create(
                 model=self.config.model,

@@ -188,7 +188,7 @@ def _completion_body(request: dict[str, Any], out: Completion) -> dict[str, Any]
 
 def scripted_responder(body: dict[str, Any]) -> Completion:
     """The scripted player behind HTTP: the model name picks its style."""
-    text = scripted.respond(body["messages"], body.get("model", "scripted"))
+    text = scripted.respond(body["messages"], body.get("model", "scripted"), body.get("seed"))
     chars = sum(len(m.get("content") or "") for m in body["messages"])
     return Completion(text, prompt_tokens=chars // 4, completion_tokens=len(text) // 4)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 from typing import Any
 
@@ -38,8 +39,14 @@ def style_exponent(model: str) -> float:
     return STYLES[style]
 
 
-def respond(messages: list[dict[str, Any]], model: str = "scripted") -> str:
-    """The scripted player's reply to a chat request, as JSON text."""
+def respond(
+    messages: list[dict[str, Any]], model: str = "scripted", seed: int | None = None
+) -> str:
+    """The scripted player's reply to a chat request, as JSON text.
+
+    With a seed, each party's pace of concession varies a little from session to session
+    (deterministically per seed, party and round), so seeds give different games.
+    """
     system = "\n".join(m["content"] for m in messages if m["role"] == "system")
     users = [m["content"] for m in messages if m["role"] == "user"]
     user = next((u for u in reversed(users) if "<turn>" in u), users[-1] if users else "")
@@ -47,7 +54,10 @@ def respond(messages: list[dict[str, Any]], model: str = "scripted") -> str:
     mine = json.loads(_tag(system, "private_scores"))
     turn = json.loads(_tag(user, "turn"))
     record = [json.loads(line) for line in _tag(user, "record").splitlines() if line.strip()]
-    player = _Player(rules, mine, turn, record, style_exponent(model))
+    exponent = style_exponent(model)
+    if seed is not None:
+        exponent *= random.Random(f"{seed}/{mine['party']}").uniform(0.6, 1.6)
+    player = _Player(rules, mine, turn, record, exponent)
     return json.dumps(player.vote() if turn["task"] == "vote" else player.move())
 
 

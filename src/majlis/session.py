@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from pydantic import ValidationError
 
 from . import rules
 from .cache import ResponseCache, SampleCounter
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
-from .errors import RunError, UserError
+from .errors import RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
 from .prompting import PartyPrompter, Templates
 from .recorder import RunDir, write_json_atomic
 from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
+from .variants import load_variant, variants_dir
 
 EventSink = Callable[[dict[str, Any]], None]
 EMBEDDED = "embedded"
@@ -47,6 +49,7 @@ class RunOptions:
     home: Path | None = None
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     cache: ResponseCache | None = None  # replies replayed by request and sample index
+    limits: EndpointLimits | None = None  # shared by the sessions of a sweep
 
 
 @dataclass
@@ -81,6 +84,7 @@ class _Prepared:
         variant: str | None,
         configs: dict[str, ModelConfig],
         cache: ResponseCache | None = None,
+        limits: EndpointLimits | None = None,
     ) -> None:
         self.loaded = loaded
         self.templates = Templates(loaded.root, variant)
@@ -96,7 +100,7 @@ class _Prepared:
         self.configs = configs
         self.server = None
         self.clients: dict[str, ModelClient] = {}
-        self.limits = EndpointLimits()
+        self.limits = limits or EndpointLimits()
         self.cache = cache
         self.counter = SampleCounter()
 
@@ -138,15 +142,28 @@ class _Prepared:
         return Deps(loaded=self.loaded, prompters=self.prompters, clients=self.clients)
 
 
-def _party_configs(opts: RunOptions, parties: list[str]) -> dict[str, ModelConfig]:
-    configs = {}
-    for p in parties:
-        cfg = opts.party_models.get(p, opts.model)
-        if opts.seed is not None and cfg.seed is None:
-            cfg = cfg.model_copy(update={"seed": opts.seed})
-        configs[p] = cfg
+def _party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str, ModelConfig]:
+    """Each party's model: the default, its own entry, then the variant's overrides, then the seed."""
+    variant = load_variant(root, opts.variant)
+    spec = variants_dir(root) / str(opts.variant) / "variant.yaml"
+    configs = {p: opts.party_models.get(p, opts.model) for p in parties}
     for p in opts.party_models:
         configs.setdefault(p, opts.party_models[p])
+    for p, override in variant.models.items():
+        if p not in parties:
+            raise ScenarioError(spec, f"models.{p}", f"unknown party {p!r}")
+        try:
+            configs[p] = ModelConfig.model_validate({**configs[p].model_dump(), **override})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise ScenarioError(
+                spec, f"models.{p}.{'.'.join(map(str, err['loc']))}", err["msg"]
+            ) from None
+    if opts.seed is not None:
+        configs = {
+            p: c if c.seed is not None else c.model_copy(update={"seed": opts.seed})
+            for p, c in configs.items()
+        }
     return configs
 
 
@@ -189,7 +206,11 @@ async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunRes
     home = data_root(opts.home)
     loaded = with_rounds(load_scenario(opts.scenario, home), opts.rounds)
     prepared = _Prepared(
-        loaded, opts.variant, _party_configs(opts, list(loaded.scenario.parties)), opts.cache
+        loaded,
+        opts.variant,
+        _party_configs(opts, list(loaded.scenario.parties), home),
+        opts.cache,
+        opts.limits,
     )
     try:
         await prepared.open()
@@ -256,7 +277,10 @@ def load_snapshot(rd: RunDir) -> LoadedScenario:
 
 
 async def resume_session(
-    path: Path, sink: EventSink | None = None, cache: ResponseCache | None = None
+    path: Path,
+    sink: EventSink | None = None,
+    cache: ResponseCache | None = None,
+    limits: EndpointLimits | None = None,
 ) -> RunResult:
     """Finish an interrupted run from its last checkpoint."""
     rd = RunDir.open(path)
@@ -276,7 +300,7 @@ async def resume_session(
         )  # type: ignore[arg-type]
         for p, m in manifest.parties.items()
     }
-    prepared = _Prepared(loaded, manifest.variant, configs, cache)
+    prepared = _Prepared(loaded, manifest.variant, configs, cache, limits)
     changed = [
         n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)
     ]
