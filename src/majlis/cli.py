@@ -319,8 +319,11 @@ def sweep(
         Path | None, typer.Option("--out", help="Sweep folder (default: runs/sweeps/NAME).")
     ] = None,
     cache: Annotated[
-        bool, typer.Option("--cache/--no-cache", help="Use the sweep's response cache.")
+        bool, typer.Option("--cache/--no-cache", help="Replay cached replies.")
     ] = True,
+    cache_file: Annotated[
+        Path | None, typer.Option(help="Cache file (default: runs/cache.sqlite).")
+    ] = None,
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
@@ -366,7 +369,8 @@ def sweep(
                 if what == "failed":
                     bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
 
-        result = asyncio.run(run_sweep(exp, folder, root, use_cache=cache, progress=progress))
+        store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
+        result = asyncio.run(run_sweep(exp, folder, root, cache_file=store, progress=progress))
     out.print(
         f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"
     )
@@ -375,3 +379,72 @@ def sweep(
     out.print(f"sweep folder: {folder}")
     if result.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def compare(
+    sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder.")],
+    by: Annotated[str, typer.Option(help="Compare by variant or model.")] = "variant",
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Metric to compare (repeatable).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Group the others are compared with.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report folder (default: SWEEP_DIR/compare).")
+    ] = None,
+) -> None:
+    """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
+    from .compare import collect
+    from .compare import compare as run_compare
+    from .report import write_report
+
+    if by not in ("variant", "model"):
+        raise UserError(f"--by must be variant or model, not {by!r}")
+    c = run_compare(collect(sweep_dir), by=by, metrics=metric, baseline=baseline)  # type: ignore[arg-type]
+    for r in c.results:
+        table = Table(title=r.metric)
+        for col in ("group", "n", "mean", "95% CI", "paired diff", "p", "effect", "note"):
+            table.add_column(col)
+        for g, iv in r.groups.items():
+            t = r.paired.get(f"{g} vs {c.baseline}")
+            table.add_row(
+                g,
+                str(iv.n),
+                "-" if iv.mean is None else f"{iv.mean:.3g}",
+                "-" if iv.low is None else f"[{iv.low:.3g}, {iv.high:.3g}]",
+                "-" if not t or t.mean_diff is None else f"{t.mean_diff:+.3g}",
+                "-" if not t or t.p_value is None else f"{t.p_value:.3g}",
+                "-" if not t or t.effect_size is None else f"{t.effect_size:.2f}",
+                t.note if t else "baseline",
+            )
+        out.print(table)
+    paths = write_report(c, out_dir or sweep_dir / "compare")
+    out.print(f"report: {paths[0]}")
+
+
+@app.command()
+@friendly
+def view(
+    run_dir: Annotated[Path, typer.Argument(help="The run folder.")],
+    audience: Annotated[
+        str, typer.Option(help="facilitator (everything) or participant (public only).")
+    ] = ("facilitator"),
+    out_path: Annotated[Path | None, typer.Option("--out", help="HTML file to write.")] = None,
+    open_it: Annotated[bool, typer.Option("--open", help="Open it in the browser.")] = False,
+) -> None:
+    """Write one self-contained HTML view of a transcript (works offline)."""
+    from .annotations import read_annotations
+    from .recorder import RunDir
+    from .viewer import write_html
+
+    RunDir.open(run_dir)
+    notes = read_annotations(run_dir) if audience == "facilitator" else None
+    path = write_html(run_dir, audience, out_path, annotations=notes)  # type: ignore[arg-type]
+    out.print(f"wrote {path}")
+    if open_it:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())

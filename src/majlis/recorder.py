@@ -23,6 +23,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run files are meant to be shared
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
             fh.flush()
@@ -114,6 +115,7 @@ class RunDir:
     def rewrite_events(self, events: list[dict[str, Any]]) -> None:
         """Make events.jsonl equal to the checkpointed events (used on resume)."""
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".events.", suffix=".tmp")
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
             fh.flush()

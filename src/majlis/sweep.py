@@ -120,15 +120,19 @@ async def run_sweep(
     exp: Experiment,
     folder: Path,
     home: Path | None = None,
-    use_cache: bool = True,
+    cache_file: Path | None = None,
     progress: Progress | None = None,
 ) -> SweepResult:
-    """Run every cell not yet complete; resume the interrupted ones."""
+    """Run every cell not yet complete; resume the interrupted ones.
+
+    With a cache file, replies are replayed by request: rerunning a sweep elsewhere with the
+    same file makes no model calls. None runs without a cache.
+    """
     home = data_root(home)
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "experiment.json", exp.model_dump())
-    cache = ResponseCache(folder / "cache.sqlite") if use_cache else None
+    cache = ResponseCache(cache_file) if cache_file else None
     limits = EndpointLimits(exp.rpm, exp.tpm)
     gate = asyncio.Semaphore(exp.concurrency)
     result = SweepResult(folder, [], [], {}, cache)

@@ -1,0 +1,506 @@
+// majlis transcript viewer. Everything is built with createElement and textContent:
+// no text from the run is ever parsed as HTML.
+(function () {
+  "use strict";
+
+  var DATA = JSON.parse(document.getElementById("majlis-data").textContent);
+  var FAC = DATA.audience === "facilitator";
+  var SVG = "http://www.w3.org/2000/svg";
+
+  var TYPE_NAMES = {
+    round: "round",
+    inject: "scenario event",
+    message: "public message",
+    side_message: "side message",
+    proposal: "proposal",
+    private_note: "private reasoning",
+    vote: "vote",
+    tally: "tally",
+    error: "failed turn",
+    outcome: "outcome",
+  };
+
+  // ---------------------------------------------------------------- helpers
+
+  function h(tag, attrs) {
+    var el = document.createElement(tag);
+    setAttrs(el, attrs);
+    for (var i = 2; i < arguments.length; i++) add(el, arguments[i]);
+    return el;
+  }
+
+  function s(tag, attrs) {
+    var el = document.createElementNS(SVG, tag);
+    setAttrs(el, attrs);
+    for (var i = 2; i < arguments.length; i++) add(el, arguments[i]);
+    return el;
+  }
+
+  function setAttrs(el, attrs) {
+    if (!attrs) return;
+    Object.keys(attrs).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (k === "class") el.setAttribute("class", v);
+      else if (k === "text") el.textContent = String(v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    });
+  }
+
+  function add(el, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) {
+      child.forEach(function (c) { add(el, c); });
+    } else if (typeof child === "object") {
+      el.appendChild(child);
+    } else {
+      el.appendChild(document.createTextNode(String(child)));
+    }
+  }
+
+  var PARTIES = {};
+  DATA.parties.forEach(function (p) { PARTIES[p.id] = p; });
+  var ISSUES = {};
+  DATA.scenario.agenda.forEach(function (issue) {
+    var labels = {};
+    issue.options.forEach(function (o) { labels[o.id] = o.label; });
+    ISSUES[issue.id] = { issue: issue, labels: labels };
+  });
+
+  function partyName(id) {
+    if (id === "facilitator") return "Facilitator";
+    return PARTIES[id] ? PARTIES[id].name : String(id);
+  }
+
+  function colored(el, id) {
+    if (PARTIES[id]) el.style.setProperty("--c", PARTIES[id].color);
+    return el;
+  }
+
+  function chip(id) {
+    return colored(h("span", { class: "party", "data-party": id, text: partyName(id) }), id);
+  }
+
+  function chips(ids) {
+    var out = [];
+    (ids || []).forEach(function (id, i) {
+      if (i) out.push(", ");
+      out.push(chip(id));
+    });
+    return out.length ? out : ["none"];
+  }
+
+  function issueTitle(id) { return ISSUES[id] ? ISSUES[id].issue.title : String(id); }
+
+  function optionLabel(issueId, optId) {
+    if (optId === null || optId === undefined) return "no agreement";
+    var i = ISSUES[issueId];
+    return i && i.labels[optId] ? i.labels[optId] : String(optId);
+  }
+
+  function para(text, cls) { return h("p", { class: cls || "text", text: text }); }
+
+  // An issue-by-option table: every option of every issue, the chosen one marked.
+  function packageTable(pkg) {
+    pkg = pkg || {};
+    var width = 0;
+    DATA.scenario.agenda.forEach(function (i) { width = Math.max(width, i.options.length); });
+    var rows = [];
+    DATA.scenario.agenda.forEach(function (issue) {
+      if (!(issue.id in pkg)) return;
+      var chosen = pkg[issue.id];
+      var cells = [h("th", { scope: "row", text: issue.title + (chosen === null ? " (no agreement)" : "") })];
+      issue.options.forEach(function (o, n) {
+        var last = n === issue.options.length - 1;
+        cells.push(h("td", {
+          class: "opt" + (o.id === chosen ? " chosen" : ""),
+          colspan: last && issue.options.length < width ? width - n : null,
+          "data-option": o.id,
+          title: o.description || null,
+          text: o.label,
+        }));
+      });
+      rows.push(h("tr", { "data-issue": issue.id }, cells));
+    });
+    Object.keys(pkg).forEach(function (k) {  // issues the agenda does not know
+      if (ISSUES[k]) return;
+      rows.push(h("tr", null, h("th", { scope: "row", text: k }), h("td", { text: String(pkg[k]) })));
+    });
+    return h("table", { class: "pkg" }, h("tbody", null, rows));
+  }
+
+  // Issue -> option label, two columns (positions, agreed items).
+  function positionsTable(pos) {
+    var rows = Object.keys(pos || {}).map(function (k) {
+      return h("tr", null, h("th", { scope: "row", text: issueTitle(k) }), h("td", { text: optionLabel(k, pos[k]) }));
+    });
+    return h("table", { class: "positions" }, h("tbody", null, rows));
+  }
+
+  // ---------------------------------------------------------------- page parts
+
+  function header() {
+    var run = DATA.run;
+    var bits = [run.id];
+    if (run.created) bits.push(run.created.replace("T", " ").replace("+00:00", " UTC"));
+    bits.push("status: " + run.status);
+    if (run.rounds) bits.push(run.rounds + " rounds planned");
+    return h("header", { class: "top" },
+      h("h1", { text: DATA.scenario.title }),
+      h("p", { class: "meta" }, bits.join(" · "), " ",
+        h("span", { class: "badge audience", "data-audience": DATA.audience, text: DATA.audience + " view" })));
+  }
+
+  function notices() {
+    var out = [];
+    if (!DATA.outcome) {
+      out.push(h("div", { class: "notice", id: "no-outcome" },
+        h("strong", { text: "No outcome: " }),
+        "this run has no outcome.json, so it was interrupted or is still running (status: " + DATA.run.status + ")."));
+    }
+    if (DATA.events_cut) {
+      out.push(h("div", { class: "notice", id: "events-cut",
+        text: "The last line of events.jsonl was cut (the writer stopped mid-line) and is not shown." }));
+    }
+    if (FAC && DATA.run.error) out.push(h("div", { class: "notice", text: "Run error: " + DATA.run.error }));
+    return out;
+  }
+
+  function situation() {
+    var sc = DATA.scenario;
+    var dr = sc.deal_rule;
+    var agenda = sc.agenda.map(function (issue) {
+      return h("li", null, h("strong", { text: issue.title }),
+        issue.description ? [" ", h("span", { class: "muted", text: issue.description })] : null,
+        h("ul", null, issue.options.map(function (o) {
+          return h("li", null, h("span", { text: o.label }),
+            o.description ? [": ", h("span", { class: "muted", text: o.description })] : null);
+        })));
+    });
+    return h("section", { class: "panel", id: "situation" },
+      h("h2", { text: "Situation" }),
+      h("div", { class: "brief" }, String(sc.brief).split(/\n\s*\n/).map(function (p) {
+        return h("p", { text: p.replace(/\s+/g, " ").trim() });
+      })),
+      h("p", null, "Deal rule: a package passes with at least " + dr.min_accept + " acceptances, including every veto party (",
+        chips(dr.veto), "). At most " + dr.max_rounds + " rounds."),
+      h("details", { id: "agenda" }, h("summary", { text: "Agenda: " + sc.agenda.length + " issues" }), h("ul", null, agenda)));
+  }
+
+  function partyCards() {
+    var cards = DATA.parties.map(function (p) {
+      return colored(h("div", { class: "card", "data-party": p.id },
+        h("div", null, h("span", { class: "party", text: p.name }), p.veto ? h("span", { class: "badge veto", text: "veto" }) : null),
+        h("div", { class: "role", text: p.role }),
+        p.public_stance ? h("p", { class: "stance text", text: p.public_stance }) : null), p.id);
+    });
+    return h("section", { class: "panel", id: "parties" }, h("h2", { text: "Parties" }), h("div", { class: "cards" }, cards));
+  }
+
+  function outcomePanel() {
+    var o = DATA.outcome;
+    if (!o) return null;
+    var kinds = { deal: "Deal", partial: "Partial deal", none: "No deal" };
+    var head = [h("span", { class: "kind-" + o.kind, text: kinds[o.kind] || o.kind })];
+    if (o.deal_round) head.push(" in round " + o.deal_round);
+    head.push(" · future: ", h("strong", { text: String(o.branch).replace(/_/g, " ") }));
+    head.push(" · " + o.rounds_used + " rounds used");
+    var rows = DATA.parties.map(function (p) {
+      var r = (o.parties || {})[p.id] || {};
+      var cells = [h("th", { scope: "row" }, chip(p.id)),
+        h("td", { class: r.vote ? "vote-" + r.vote : "muted", text: r.vote || "—" })];
+      if (FAC) {
+        cells.push(h("td", { class: "num", text: r.score }), h("td", { class: "num", text: r.threshold }),
+          h("td", { class: "num " + (r.margin >= 0 ? "pos" : "neg"), text: (r.margin > 0 ? "+" : "") + r.margin }));
+      }
+      return h("tr", { "data-party": p.id }, cells);
+    });
+    var cols = ["Party", "Last vote"];
+    if (FAC) cols = cols.concat(["Score", "Threshold", "Margin"]);
+    var extra = null;
+    if (FAC) {
+      var u = o.usage || {};
+      extra = h("p", { class: "muted", text: o.calls + " model calls, " + o.failed_turns + " failed turns, " +
+        (u.prompt_tokens || 0) + " prompt and " + (u.completion_tokens || 0) + " completion tokens." });
+    }
+    return h("section", { class: "panel", id: "outcome", "data-kind": o.kind },
+      h("h2", { text: "Outcome" }),
+      h("p", { class: "headline" }, head),
+      h("h3", { text: o.kind === "deal" ? "Agreed package" : "Agreement issue by issue" }),
+      packageTable(o.package),
+      h("h3", { text: FAC ? "Each party's score of the outcome" : "Last votes" }),
+      h("table", { class: "results" }, h("thead", null, h("tr", null, cols.map(function (c) { return h("th", { text: c }); }))),
+        h("tbody", null, rows)),
+      extra);
+  }
+
+  function hiddenScores() {
+    var width = 0;
+    DATA.scenario.agenda.forEach(function (i) { width = Math.max(width, i.options.length); });
+    var blocks = DATA.parties.map(function (p) {
+      var red = {};
+      (p.red_lines || []).forEach(function (rl) { red[rl.issue + "/" + rl.option] = rl.why || "red line"; });
+      var rows = DATA.scenario.agenda.map(function (issue) {
+        var table = (p.scores || {})[issue.id] || {};
+        return h("tr", null, h("th", { scope: "row", text: issue.title }), issue.options.map(function (o, n) {
+          var key = issue.id + "/" + o.id;
+          var last = n === issue.options.length - 1;
+          return h("td", {
+            class: key in red ? "redline" : null,
+            title: key in red ? "Red line: " + red[key] : null,
+            colspan: last && issue.options.length < width ? width - n : null,
+          }, o.label + ": ", h("strong", { class: "score", text: table[o.id] }));
+        }));
+      });
+      return colored(h("details", { class: "hidden-card", "data-party": p.id },
+        h("summary", null, chip(p.id), " · walk-away threshold ", h("strong", { text: p.threshold }),
+          " of a best possible " + p.max_score),
+        h("table", { class: "scores" }, h("tbody", null, rows)),
+        h("details", null, h("summary", { text: "Private brief, interests and red lines" }),
+          para(p.private_brief),
+          (p.private_interests || []).length ? h("ul", null, p.private_interests.map(function (t) { return h("li", { text: t }); })) : null,
+          (p.red_lines || []).length ? h("ul", null, p.red_lines.map(function (rl) {
+            return h("li", null, "Red line: " + issueTitle(rl.issue) + " = " + optionLabel(rl.issue, rl.option) + (rl.why ? ": " + rl.why : ""));
+          })) : null)), p.id);
+    });
+    return h("section", { class: "panel", id: "hidden-scores" },
+      h("h2", { text: "Hidden scores (facilitator only)" }),
+      h("p", { class: "muted", text: "Each party's score of every option; underlined: a red line." }), blocks);
+  }
+
+  function scoreChart() {
+    var c = DATA.chart;
+    var sec = h("section", { class: "panel chart", id: "chart" },
+      h("h2", { text: "Each party's score of the standing proposal, by round" }));
+    if (!c || !c.rounds.length || c.standing.every(function (x) { return x === null; })) {
+      sec.appendChild(para("No proposal was made.", "muted"));
+      return sec;
+    }
+    var W = 720, H = 280, L = 44, R = 16, T = 14, B = 34;
+    var n = c.rounds.length;
+    var ymax = Math.max(1, c.ymax);
+    function x(i) { return n === 1 ? (L + W - R) / 2 : L + (i * (W - L - R)) / (n - 1); }
+    function y(v) { return H - B - (v / ymax) * (H - T - B); }
+    var step = Math.max(1, Math.ceil(ymax / 5 / 10) * 10);
+    var svg = s("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Score of the standing proposal by round" });
+    for (var v = 0; v <= ymax; v += step) {
+      svg.appendChild(s("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+      svg.appendChild(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", text: v }));
+    }
+    svg.appendChild(s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }));
+    svg.appendChild(s("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }));
+    c.rounds.forEach(function (r, i) {
+      svg.appendChild(s("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", text: r }));
+    });
+    svg.appendChild(s("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", text: "round" }));
+    DATA.parties.forEach(function (p) {
+      var vals = c.series[p.id] || [];
+      var g = s("g", { class: "series", "data-party": p.id });
+      g.appendChild(s("line", { x1: L, x2: W - R, y1: y(c.thresholds[p.id]), y2: y(c.thresholds[p.id]),
+        stroke: p.color, "stroke-width": 1, "stroke-dasharray": "4 4", opacity: 0.6 },
+        s("title", { text: p.name + " walk-away threshold: " + c.thresholds[p.id] })));
+      var run = [];
+      function flush() {
+        if (run.length > 1) {
+          g.appendChild(s("polyline", { points: run.join(" "), fill: "none", stroke: p.color, "stroke-width": 2 }));
+        }
+        run = [];
+      }
+      vals.forEach(function (val, i) {
+        if (val === null || val === undefined) { flush(); return; }
+        run.push(x(i) + "," + y(val));
+        g.appendChild(s("circle", { cx: x(i), cy: y(val), r: 3.5, fill: p.color },
+          s("title", { text: p.name + ", round " + c.rounds[i] + ": " + val + " (threshold " + c.thresholds[p.id] + ")" })));
+      });
+      flush();
+      svg.appendChild(g);
+    });
+    var legend = h("div", { class: "legend" }, DATA.parties.map(function (p) { return chip(p.id); }),
+      h("span", { class: "muted", text: "dashed: walk-away threshold" }));
+    sec.appendChild(svg);
+    sec.appendChild(legend);
+    return sec;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  var NOTES = {};
+  (DATA.annotations || []).forEach(function (a) { (NOTES[a.seq] = NOTES[a.seq] || []).push(a); });
+
+  function eventBody(e) {
+    var c = e.content || {};
+    switch (e.type) {
+      case "round":
+        return [para(c.text), c.order ? h("p", { class: "muted" }, "Speaking order: ", chips(c.order)) : null];
+      case "inject":
+        return [h("div", { class: "title", text: "Scenario event: " + (c.title || c.id) }), para(c.text)];
+      case "message":
+        return [para(c.text), c.positions && Object.keys(c.positions).length
+          ? h("details", null, h("summary", { text: "Stated positions" }), positionsTable(c.positions)) : null];
+      case "side_message":
+        return [para(c.text)];
+      case "proposal":
+        var scores = FAC && DATA.proposal_scores ? DATA.proposal_scores[e.seq] : null;
+        return [packageTable(c.package), scores ? h("p", { class: "muted proposal-scores" }, "Scores: ",
+          DATA.parties.map(function (p, i) {
+            var sc = scores[p.id];
+            return [i ? ", " : "", chip(p.id), " " + sc + (sc >= p.threshold ? " ✓" : " ✗")];
+          })) : null];
+      case "private_note":
+        return [para(c.reasoning), c.private_positions
+          ? h("details", null, h("summary", { text: "Private positions" }), positionsTable(c.private_positions)) : null];
+      case "vote":
+        return [h("p", null, h("span", { class: "vote-" + c.vote, text: c.vote }), " on proposal #" + c.proposal_seq)];
+      case "tally":
+        var n = (c.accept || []).length;
+        return [h("p", null, "Vote on proposal #" + c.proposal_seq + ": ",
+          h("span", { class: c.passed ? "passed" : "failed", text: c.passed ? "passed" : "failed" }),
+          " (" + n + " of " + DATA.scenario.deal_rule.min_accept + " acceptances needed)"),
+        h("p", null, "Accept: ", chips(c.accept), ". Reject: ", chips(c.reject), ".",
+          (c.abstain || []).length ? [" No vote: ", chips(c.abstain), "."] : null)];
+      case "error":
+        return [h("p", { class: "text" }, "The " + (c.task || "turn") + " of ", chip(c.party || e.speaker),
+          " failed after " + (c.attempts || 0) + " attempts: ", h("span", { text: c.error })),
+        c.raw ? h("details", null, h("summary", { text: "Raw reply" }), h("pre", { class: "raw", text: c.raw })) : null];
+      case "outcome":
+        return [h("p", null, "Session ends: ", h("strong", { text: c.kind }), " · future: ", h("strong", { text: String(c.branch).replace(/_/g, " ") })),
+          packageTable(c.package)];
+      default:
+        return [h("pre", { class: "raw", text: JSON.stringify(c, null, 2) })];
+    }
+  }
+
+  function eventEl(e) {
+    var speaker = String(e.speaker);
+    var head = [h("span", { class: "seq", text: "#" + e.seq }), chip(speaker), h("span", { class: "kind", text: TYPE_NAMES[e.type] || e.type })];
+    if (e.type === "side_message" && e.content) head.push(h("span", { class: "kind" }, "to ", chip(e.content.to)));
+    if (FAC && Array.isArray(e.audience)) {
+      head.push(h("span", { class: "kind", text: e.audience.length ? "seen by " + e.audience.map(partyName).join(", ") : "facilitator only" }));
+    }
+    var el = colored(h("article", {
+      class: "ev ev-" + e.type, id: "ev-" + e.seq, "data-seq": e.seq, "data-type": e.type, "data-speaker": speaker,
+      "data-round": e.round,
+    }, h("header", null, head), eventBody(e)), speaker);
+    var notes = NOTES[e.seq];
+    if (FAC && notes) {
+      el.appendChild(h("aside", { class: "notes" }, notes.map(noteEl)));
+    }
+    return el;
+  }
+
+  function noteEl(a) {
+    return h("div", { class: "note", "data-annotation-seq": a.seq, "data-tag": a.tag },
+      a.tag ? h("span", { class: "tag", text: a.tag }) : null, h("span", { text: a.note }),
+      h("span", { class: "muted", text: " — " + [a.author, a.ts].filter(Boolean).join(", ") }));
+  }
+
+  function transcript() {
+    var sec = h("section", { id: "transcript" }, h("h2", { text: "Transcript" }));
+    var rounds = [];
+    var byRound = {};
+    DATA.events.forEach(function (e) {
+      if (!(e.round in byRound)) {
+        byRound[e.round] = h("section", { class: "round", "data-round": e.round },
+          h("h2", { text: e.round > 0 ? "Round " + e.round : "Before the first round" }));
+        rounds.push(byRound[e.round]);
+      }
+      byRound[e.round].appendChild(eventEl(e));
+    });
+    rounds.forEach(function (r) { sec.appendChild(r); });
+    if (!DATA.events.length) sec.appendChild(para("No events were recorded.", "muted"));
+    var seqs = {};
+    DATA.events.forEach(function (e) { seqs[e.seq] = true; });
+    var stray = (DATA.annotations || []).filter(function (a) { return !seqs[a.seq]; });
+    if (FAC && stray.length) {
+      sec.appendChild(h("div", { class: "panel", id: "stray-notes" },
+        h("h3", { text: "Annotations on events not in this transcript" }),
+        stray.map(function (a) { return h("div", null, "#" + a.seq + " ", noteEl(a)); })));
+    }
+    return sec;
+  }
+
+  // ---------------------------------------------------------------- filters
+
+  function controls() {
+    var speakers = DATA.parties.map(function (p) { return p.id; });
+    DATA.events.forEach(function (e) {
+      if (speakers.indexOf(e.speaker) < 0) speakers.push(e.speaker);
+    });
+    var types = [];
+    DATA.events.forEach(function (e) { if (types.indexOf(e.type) < 0) types.push(e.type); });
+    function box(kind, value, label) {
+      return h("label", null, h("input", { type: "checkbox", checked: true, "data-filter": kind, value: value }), " ", label);
+    }
+    function all(kind, on) {
+      return h("button", { type: "button", "data-all": kind, "data-on": on ? "1" : "0", text: on ? "all" : "none" });
+    }
+    return h("nav", { class: "controls", "aria-label": "Filters" },
+      h("fieldset", { id: "party-filter" }, h("legend", { text: "Parties" }),
+        speakers.map(function (id) { return box("party", id, chip(id)); }), all("party", true), all("party", false)),
+      h("fieldset", { id: "type-filter" }, h("legend", { text: "Show" }),
+        types.map(function (t) { return box("type", t, TYPE_NAMES[t] || t); })),
+      h("label", null, "Search ", h("input", { type: "search", id: "search", placeholder: "words in messages, notes…", autocomplete: "off" })),
+      h("span", { id: "count", "aria-live": "polite" }));
+  }
+
+  function checked(kind) {
+    var on = {};
+    document.querySelectorAll('input[data-filter="' + kind + '"]').forEach(function (b) { if (b.checked) on[b.value] = true; });
+    return on;
+  }
+
+  function applyFilters() {
+    var parties = checked("party");
+    var types = checked("type");
+    var q = document.getElementById("search").value.trim().toLowerCase();
+    var shown = 0, total = 0;
+    document.querySelectorAll("article.ev").forEach(function (el) {
+      total++;
+      var ok = parties[el.getAttribute("data-speaker")] && types[el.getAttribute("data-type")] &&
+        (!q || el.textContent.toLowerCase().indexOf(q) >= 0);
+      el.hidden = !ok;
+      if (ok) shown++;
+    });
+    document.querySelectorAll("section.round").forEach(function (sec) {
+      sec.hidden = !sec.querySelector("article.ev:not([hidden])");
+    });
+    document.querySelectorAll("#chart g.series").forEach(function (g) {
+      if (parties[g.getAttribute("data-party")]) g.removeAttribute("display");
+      else g.setAttribute("display", "none");
+    });
+    document.getElementById("count").textContent = shown === total
+      ? "all " + total + " events" : shown + " of " + total + " events shown";
+  }
+
+  // ---------------------------------------------------------------- build
+
+  var app = document.getElementById("app");
+  add(app, [header(), notices(), situation(), partyCards(), outcomePanel()]);
+  if (FAC) add(app, [scoreChart(), hiddenScores()]);
+  add(app, [controls(), transcript()]);
+
+  app.addEventListener("change", function (ev) {
+    if (ev.target.matches("input[data-filter]")) applyFilters();
+  });
+  app.addEventListener("click", function (ev) {
+    var b = ev.target.closest("button[data-all]");
+    if (!b) return;
+    var on = b.getAttribute("data-on") === "1";
+    document.querySelectorAll('input[data-filter="' + b.getAttribute("data-all") + '"]').forEach(function (x) { x.checked = on; });
+    applyFilters();
+  });
+  document.getElementById("search").addEventListener("input", applyFilters);
+
+  // Print everything that is folded away, then fold it back.
+  var opened = [];
+  window.addEventListener("beforeprint", function () {
+    document.querySelectorAll("details:not([open])").forEach(function (d) { d.open = true; opened.push(d); });
+  });
+  window.addEventListener("afterprint", function () {
+    opened.forEach(function (d) { d.open = false; });
+    opened = [];
+  });
+
+  applyFilters();
+  document.documentElement.setAttribute("data-ready", "1");
+})();
