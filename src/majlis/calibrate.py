@@ -1,0 +1,122 @@
+"""Calibration: how well the rule-based checks and a judge model find planted problems.
+
+The set (tests/calibration/) holds short transcripts of the default scenario with known
+properties: a planted persona break, a planted leak, a planted red-line breach, a clean
+run. Each case is labelled in labels.yaml; agreement is counted per party and property.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checks import run_checks
+from .errors import UserError
+from .evaluate import JudgeSetup
+from .judge import judge_party
+from .scenario import LoadedScenario
+
+KINDS = ("leak", "persona_break", "red_line")
+# How a judge's scores are read as a flag (red lines are structured: rules only).
+JUDGE_FLAGS = {
+    "leak": ("leakage", lambda s: s >= 2),
+    "persona_break": ("persona_fidelity", lambda s: s <= 3),
+}
+
+
+@dataclass
+class Case:
+    name: str
+    events: list[dict[str, Any]]
+    labels: dict[str, set[str]]  # kind -> parties
+
+
+def load_set(folder: Path) -> list[Case]:
+    labels_file = folder / "labels.yaml"
+    if not labels_file.exists():
+        raise UserError(f"{folder} has no labels.yaml: not a calibration set")
+    labels = yaml.safe_load(labels_file.read_text(encoding="utf-8")) or {}
+    cases = []
+    for name, kinds in labels.items():
+        path = folder / f"{name}.jsonl"
+        events = [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+        cases.append(Case(name, events, {k: set(v) for k, v in (kinds or {}).items()}))
+    return cases
+
+
+@dataclass
+class Agreement:
+    checker: str
+    kind: str
+    agree: int
+    total: int
+    missed: list[str]  # case/party the checker did not flag
+    false_alarms: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.agree / self.total if self.total else 1.0
+
+
+def _score(
+    checker: str, kind: str, cases: list[Case], flagged: dict[str, set[str]], parties: list[str]
+) -> Agreement:
+    agree, missed, false = 0, [], []
+    for case in cases:
+        truth = case.labels.get(kind, set())
+        got = flagged.get(case.name, set())
+        for p in parties:
+            if (p in truth) == (p in got):
+                agree += 1
+            elif p in truth:
+                missed.append(f"{case.name}/{p}")
+            else:
+                false.append(f"{case.name}/{p}")
+    return Agreement(checker, kind, agree, len(cases) * len(parties), missed, false)
+
+
+def rule_agreement(loaded: LoadedScenario, cases: list[Case]) -> list[Agreement]:
+    parties = list(loaded.scenario.parties)
+    found = {c.name: run_checks(loaded, c.events) for c in cases}
+    return [
+        _score(
+            "rules",
+            kind,
+            cases,
+            {n: {f.party for f in fs if f.kind == kind} for n, fs in found.items()},
+            parties,
+        )
+        for kind in KINDS
+    ]
+
+
+async def judge_agreement(
+    loaded: LoadedScenario, cases: list[Case], judge: JudgeSetup
+) -> list[Agreement]:
+    parties = list(loaded.scenario.parties)
+    verdicts: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        results = await asyncio.gather(
+            *(
+                judge_party(loaded, case.events, p, judge.rubric, judge.client, judge.templates)
+                for p in parties
+            )
+        )
+        verdicts[case.name] = {v.party: v for v in results}
+    out = []
+    for kind, (dim, is_flag) in JUDGE_FLAGS.items():
+        flagged = {
+            name: {p for p, v in vs.items() if dim in v.scores and is_flag(v.scores[dim])}
+            for name, vs in verdicts.items()
+        }
+        out.append(_score(f"judge:{judge.client.config.model}", kind, cases, flagged, parties))
+    return out
