@@ -96,6 +96,7 @@ def write_report(c: Comparison, folder: Path, views: bool = True) -> list[Path]:
         "mean, the coloured line its 95% bootstrap interval. Tests are exact paired sign-flip tests on runs "
         "that share a seed and the other factors.</p>",
     ]
+    body.append(_deal_rate(c))
     for r in c.results:
         groups = {
             g: [row.values[r.metric] for row in rows if row.values[r.metric] is not None]

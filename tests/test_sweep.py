@@ -1,0 +1,171 @@
+"""Sweeps: variants x seeds run concurrently, compared on shared seeds, cached, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import stable
+from typer.testing import CliRunner
+
+from majlis.cli import app
+from majlis.compare import collect, compare
+from majlis.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.report import write_report
+from majlis.sweep import Experiment, run_sweep
+
+runner = CliRunner()
+
+
+def experiment(base_url: str, variants: list[str], seeds: int = 4, **extra: Any) -> Experiment:
+    return Experiment.model_validate(
+        {
+            "name": "test",
+            "variants": variants,
+            "seeds": seeds,
+            "models": [
+                {
+                    "name": "scripted",
+                    "default": {"model": "scripted", "base_url": base_url, "max_retries": 0},
+                }
+            ],
+            **extra,
+        }
+    )
+
+
+def run_events(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    return {
+        p.name: [json.loads(x) for x in (p / "events.jsonl").read_text().splitlines()]
+        for p in sorted((folder / "runs").iterdir())
+    }
+
+
+async def test_compare_finds_a_real_difference_and_not_a_fake_one(
+    home_copy: Path, tmp_path: Path
+) -> None:
+    same = home_copy / "prompts" / "variants" / "same"
+    same.mkdir()
+    (same / "variant.yaml").write_text("description: identical to the baseline\n")
+    with LoopbackServer(scripted_responder) as srv:
+        exp = experiment(srv.base_url, ["baseline", "soft-washington", "same"], concurrency=6)
+        result = await run_sweep(
+            exp, tmp_path / "sweep", home_copy, cache_file=tmp_path / "cache.sqlite"
+        )
+    assert not result.failed and len(result.done) == 12
+    c = compare(collect(tmp_path / "sweep"), metrics=["score.washington", "deal"])
+    washington = c.results[0]
+    soft = washington.paired["soft-washington vs baseline"]
+    assert soft.n == 4 and soft.mean_diff < 0, "an eager Washington ends with less"
+    assert "too few pairs" in soft.note  # four pairs cannot reach p < 0.05 with an exact test
+    twin = washington.paired["same vs baseline"]
+    assert twin.mean_diff == 0 and twin.p_value == 1.0
+    assert washington.groups["baseline"].n == 4
+    paths = write_report(c, tmp_path / "sweep" / "compare")
+    html = paths[0].read_text()
+    assert "score.washington" in html and "<script" not in html and "Deal rate" in html
+    assert "baseline--scripted--s1" in html and any("side-by-side" in p.name for p in paths)
+    rows = (tmp_path / "sweep" / "compare" / "runs.csv").read_text().splitlines()
+    assert len(rows) == 13 and rows[0].startswith("run_id,variant,model,seed")
+
+
+async def test_second_run_makes_no_calls_and_writes_identical_events(
+    home: Path, tmp_path: Path
+) -> None:
+    with LoopbackServer(scripted_responder) as srv:
+        exp = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=3)
+        cache = tmp_path / "cache.sqlite"
+        await run_sweep(exp, tmp_path / "first", home, cache_file=cache)
+        calls = srv.calls
+        assert calls > 0
+        second = await run_sweep(exp, tmp_path / "second", home, cache_file=cache)
+        assert srv.calls == calls, "zero model calls the second time"
+    assert second.cache is not None and second.cache.stats.misses == 0
+    a, b = run_events(tmp_path / "first"), run_events(tmp_path / "second")
+    assert a.keys() == b.keys() and len(a) == 4
+    for run_id in a:
+        assert stable(a[run_id]) == stable(b[run_id])
+
+
+class FailAfter:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, body: dict[str, Any]) -> Completion:
+        if self.n <= 0:
+            raise RuntimeError("down")
+        self.n -= 1
+        return scripted_responder(body)
+
+
+async def test_interrupted_sweep_resumes_without_rerunning_finished_sessions(
+    home: Path, tmp_path: Path
+) -> None:
+    with LoopbackServer(FailAfter(150)) as srv:  # a 3-round session takes 36 calls: dies in the 5th
+        exp = experiment(srv.base_url, ["baseline"], seeds=6, rounds=3, concurrency=1)
+        first = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
+        finished = set(first.done)
+        assert 0 < len(finished) < 6 and first.failed
+        srv.responder = scripted_responder
+        before = srv.calls
+        second = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
+        new_requests = srv.requests[before:]
+    assert set(second.skipped) == finished
+    assert not second.failed and len(second.done) + len(second.skipped) == 6
+    finished_seeds = {int(r.rsplit("--s", 1)[1]) for r in finished}
+    assert all(r["seed"] not in finished_seeds for r in new_requests), (
+        "no finished session ran again"
+    )
+    assert len(new_requests) < 36 * (6 - len(finished)), (
+        "the interrupted session resumed, not restarted"
+    )
+    for events in run_events(tmp_path / "sweep").values():
+        assert [e["seq"] for e in events] == list(range(len(events))) and events[-1][
+            "type"
+        ] == "outcome"
+
+
+def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
+    with LoopbackServer(scripted_responder) as srv:
+        spec = tmp_path / "exp.yaml"
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "cli",
+                    "variants": ["baseline", "soft-washington"],
+                    "seeds": 2,
+                    "rounds": 2,
+                    "models": [
+                        {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
+                    ],
+                    "prices": {"scripted": {"input": 1.0, "output": 2.0}},
+                }
+            )
+        )
+        args = [
+            "sweep",
+            str(spec),
+            "--out",
+            str(tmp_path / "sw"),
+            "--cache-file",
+            str(tmp_path / "c.sqlite"),
+            "--home",
+            str(home),
+        ]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert "4 run, 0 already complete" in res.output and "cache:" in res.output
+        again = runner.invoke(app, args)
+        assert "0 run, 4 already complete" in again.output
+    res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--metric", "score.washington"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "sw" / "compare" / "report.html").exists()
+    bad = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--metric", "charisma"])
+    assert bad.exit_code == 2 and "unknown metric 'charisma'" in bad.output
+    spec.write_text("name: x\nvariants: [nope]\n")
+    bad = runner.invoke(
+        app, ["sweep", str(spec), "--home", str(home), "--out", str(tmp_path / "x")]
+    )
+    assert bad.exit_code == 2 and "unknown variant 'nope'" in bad.output
