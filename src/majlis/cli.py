@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .client import ModelConfig
 from .errors import MajlisError, UserError
+from .human import Terminal
 from .scenario import data_root, list_scenarios, load_scenario, parse_file
 
 app = typer.Typer(
@@ -109,6 +110,10 @@ def run(
     show_private: Annotated[
         bool, typer.Option(help="Show private reasoning in the live view.")
     ] = False,
+    human: Annotated[
+        list[str] | None,
+        typer.Option(help="Party a person plays from this terminal (trainee play)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No live view; print only the run folder.")] = False,
     cache: Annotated[
         bool | None,
@@ -154,9 +159,11 @@ def run(
         home=home,
         command=sys.argv,
         cache=store,
+        humans=human or [],
     )
+    ask = Terminal() if human else None
     if quiet:
-        result = asyncio.run(run_session(opts))
+        result = asyncio.run(run_session(opts, ask_human=ask))
     else:
         from .session import with_rounds
         from .view import LiveView
@@ -167,8 +174,8 @@ def run(
                 "[dim]Using the embedded SmolLM2-135M model: a tiny model for trying majlis offline. "
                 "Point --base-url/--model at a real one for real negotiations.[/]"
             )
-        with LiveView(loaded, out, show_private) as view:
-            result = asyncio.run(run_session(opts, sink=view))
+        with LiveView(loaded, out, show_private, progress=not human) as view:
+            result = asyncio.run(run_session(opts, sink=view, ask_human=ask))
     _summary(result)
     if store is not None:
         out.print(str(store.stats))
@@ -181,18 +188,20 @@ def resume(
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
     home: Home = None,
 ) -> None:
-    """Finish an interrupted run from its last checkpoint."""
+    """Finish an interrupted run from its last checkpoint (a person's party asks here again)."""
     from .recorder import RunDir
     from .session import load_snapshot, resume_session
     from .view import LiveView
 
     path = run_dir if run_dir.exists() else data_root(home) / "runs" / str(run_dir)
+    rd = RunDir.open(path)
+    people = [p for p, m in rd.read_manifest().parties.items() if m.played_by == "human"]
+    ask = Terminal() if people else None
     if quiet:
-        result = asyncio.run(resume_session(path))
+        result = asyncio.run(resume_session(path, ask_human=ask))
     else:
-        loaded = load_snapshot(RunDir.open(path))
-        with LiveView(loaded, out) as view:
-            result = asyncio.run(resume_session(path, sink=view))
+        with LiveView(load_snapshot(rd), out, progress=not people) as view:
+            result = asyncio.run(resume_session(path, sink=view, ask_human=ask))
     _summary(result)
 
 

@@ -204,7 +204,12 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
         except ModelBehaviourError as exc:
             return exc
 
-    answers = await asyncio.gather(*(ballot(p) for p in parties))
+    # people vote first: their interrupt re-runs this node, which must not repeat model calls
+    humans = [p for p in parties if getattr(d.clients[p], "is_human", False)]
+    got = {p: await ballot(p) for p in humans}
+    machines = [p for p in parties if p not in got]
+    got |= dict(zip(machines, await asyncio.gather(*(ballot(p) for p in machines)), strict=True))
+    answers = [got[p] for p in parties]
     ev = _Events(state)
     ballots: dict[str, str | None] = {}
     for party, answer in zip(parties, answers, strict=True):

@@ -6,6 +6,7 @@ before the run folder is made, so a refused run leaves nothing behind in runs/.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.metadata
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.types import Command
 from pydantic import ValidationError
 
 from . import rules
@@ -26,6 +28,7 @@ from .cache import ResponseCache, SampleCounter
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
 from .errors import RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
+from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
 from .prompting import PartyPrompter, Templates
 from .recorder import RunDir, write_json_atomic
@@ -33,6 +36,9 @@ from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scena
 from .variants import load_variant, variants_dir
 
 EventSink = Callable[[dict[str, Any]], None]
+AskHuman = Callable[
+    [dict[str, Any]], dict[str, Any]
+]  # an interrupt's payload -> the person's answer
 EMBEDDED = "embedded"
 
 
@@ -50,6 +56,7 @@ class RunOptions:
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     cache: ResponseCache | None = None  # replies replayed by request and sample index
     limits: EndpointLimits | None = None  # shared by the sessions of a sweep
+    humans: list[str] = field(default_factory=list)  # parties a person plays (trainee play)
 
 
 @dataclass
@@ -122,6 +129,9 @@ class _Prepared:
                 "structured": "json_object",
             }
         for party, cfg in self.configs.items():
+            if cfg.model == HUMAN:
+                self.clients[party] = HumanClient(party)  # type: ignore[assignment]
+                continue
             if cfg.model == EMBEDDED and cfg.base_url is None:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
             self.clients[party] = make_client(cfg, self.limits, self.cache, self.counter)
@@ -159,6 +169,10 @@ def _party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str
             raise ScenarioError(
                 spec, f"models.{p}.{'.'.join(map(str, err['loc']))}", err["msg"]
             ) from None
+    for p in opts.humans:
+        if p not in parties:
+            raise UserError(f"--human: unknown party {p!r} (parties: {', '.join(parties)})")
+        configs[p] = ModelConfig(model=HUMAN, temperature=0)
     if opts.seed is not None:
         configs = {
             p: c if c.seed is not None else c.model_copy(update={"seed": opts.seed})
@@ -201,7 +215,9 @@ def _new_run_id(scenario_id: str) -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{scenario_id}-{uuid.uuid4().hex[:6]}"
 
 
-async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunResult:
+async def run_session(
+    opts: RunOptions, sink: EventSink | None = None, ask_human: AskHuman | None = None
+) -> RunResult:
     """Run one negotiation from the first round to its outcome."""
     home = data_root(opts.home)
     loaded = with_rounds(load_scenario(opts.scenario, home), opts.rounds)
@@ -247,6 +263,7 @@ async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunRes
                     max_tokens=c.max_tokens,
                     seed=c.seed,
                     structured=c.structured,
+                    played_by="human" if c.model == HUMAN else "model",
                 )
                 for p, c in prepared.configs.items()
             },
@@ -255,7 +272,7 @@ async def run_session(opts: RunOptions, sink: EventSink | None = None) -> RunRes
             command=opts.command,
         )
         rd.write_manifest(manifest)
-        return await _drive(rd, manifest, prepared, fresh=True, sink=sink)
+        return await _drive(rd, manifest, prepared, fresh=True, sink=sink, ask_human=ask_human)
     finally:
         await prepared.close()
 
@@ -281,6 +298,7 @@ async def resume_session(
     sink: EventSink | None = None,
     cache: ResponseCache | None = None,
     limits: EndpointLimits | None = None,
+    ask_human: AskHuman | None = None,
 ) -> RunResult:
     """Finish an interrupted run from its last checkpoint."""
     rd = RunDir.open(path)
@@ -312,13 +330,18 @@ async def resume_session(
         await prepared.open()
         manifest = manifest.model_copy(update={"status": "running", "error": None})
         rd.write_manifest(manifest)
-        return await _drive(rd, manifest, prepared, fresh=False, sink=sink)
+        return await _drive(rd, manifest, prepared, fresh=False, sink=sink, ask_human=ask_human)
     finally:
         await prepared.close()
 
 
 async def _drive(
-    rd: RunDir, manifest: Manifest, prepared: _Prepared, fresh: bool, sink: EventSink | None
+    rd: RunDir,
+    manifest: Manifest,
+    prepared: _Prepared,
+    fresh: bool,
+    sink: EventSink | None,
+    ask_human: AskHuman | None = None,
 ) -> RunResult:
     config = {"configurable": {"thread_id": manifest.run_id}}
     deps = prepared.deps()
@@ -333,16 +356,26 @@ async def _drive(
                     inp = None
                 else:
                     rd.rewrite_events([])
-            async for update in graph.astream(
-                inp, config, context=deps, durability="sync", stream_mode="updates"
-            ):
-                for delta in update.values():
-                    new = delta.get("events") if isinstance(delta, dict) else None
-                    if new:
-                        rd.append_events(new)
-                        for event in new:
-                            if sink:
-                                sink(event)
+            while True:  # one pass per stretch between a person's moves
+                asked = None
+                async for update in graph.astream(
+                    inp, config, context=deps, durability="sync", stream_mode="updates"
+                ):
+                    if "__interrupt__" in update:
+                        asked = update["__interrupt__"][0].value
+                        continue
+                    for delta in update.values():
+                        new = delta.get("events") if isinstance(delta, dict) else None
+                        if new:
+                            rd.append_events(new)
+                            for event in new:
+                                if sink:
+                                    sink(event)
+                if asked is None:
+                    break
+                if ask_human is None:
+                    raise RunError(f"run {rd.run_id} waits for a person to play {asked['party']}")
+                inp = Command(resume=await asyncio.to_thread(ask_human, asked))
             final = (await graph.aget_state(config)).values
     except BaseException as exc:
         reason = (
@@ -383,7 +416,7 @@ def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
     usage = Usage()
     calls = 0
     for e in events:
-        if e.get("usage"):
+        if e.get("usage") and e.get("call_id") != HUMAN:
             calls += e["content"].get("attempts", 1)
             u = e["usage"]
             usage = Usage(

@@ -15,9 +15,15 @@ class LiveView:
     """Prints events as they happen and keeps a progress bar of turns below them."""
 
     def __init__(
-        self, loaded: LoadedScenario, console: Console | None = None, show_private: bool = False
+        self,
+        loaded: LoadedScenario,
+        console: Console | None = None,
+        show_private: bool = False,
+        progress: bool = True,
     ) -> None:
+        """`progress=False` when a person types at the same terminal (no live bar under them)."""
         self.loaded = loaded
+        self.live = progress
         self.console = console or Console(stderr=False)
         self.show_private = show_private
         s = loaded.scenario
@@ -33,7 +39,8 @@ class LiveView:
         self.task = self.progress.add_task(s.title, total=s.deal_rule.max_rounds * len(s.parties))
 
     def __enter__(self) -> LiveView:
-        self.progress.start()
+        if self.live:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,152 @@
+"""Trainee play: a person plays one party through a langgraph interrupt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from majlis.cli import app
+from majlis.client import ModelConfig
+from majlis.prompting import PartyPrompter, Templates
+from majlis.scenario import load_scenario
+from majlis.session import RunOptions, run_session
+
+runner = CliRunner()
+
+MOVE = [
+    "Hold the line on accountability",  # private reasoning
+    "1",
+    "2",
+    "1",
+    "2",
+    "1",
+    "2",  # public positions, one per issue (by number)
+    "y",  # privately the same
+    "We want a partnership, not a rupture.",  # public message
+    "y",
+    "y",  # propose, and propose the public positions
+    "y",
+    "kurds",
+    "Erbil stays with us.",  # a side message
+]
+VOTE = ["reject", "Not enough on accountability."]
+
+
+def test_trainee_plays_washington_from_the_terminal(home: Path, tmp_path: Path) -> None:
+    answers = [*MOVE, *VOTE, *MOVE, "9", "accept", ""]  # "9" is refused and asked again
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "scripted",
+            "--human",
+            "washington",
+            "--rounds",
+            "2",
+            "--quiet",
+            "--home",
+            str(home),
+            "--out",
+            str(tmp_path),
+        ],
+        input="\n".join(answers) + "\n",
+    )
+    assert res.exit_code == 0, res.output
+    (run,) = tmp_path.iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["parties"]["washington"]["played_by"] == "human"
+    assert manifest["parties"]["tehran"]["played_by"] == "model"
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    said = [e for e in events if e["type"] == "message" and e["speaker"] == "washington"]
+    assert [e["content"]["text"] for e in said] == ["We want a partnership, not a rupture."] * 2
+    assert said[0]["content"]["positions"] == {
+        "coalition": "remain",
+        "bilateral": "advisers",
+        "militias": "prosecute",
+        "us_response": "consent",
+        "guarantees": "us_presence",
+        "economy": "conditional",
+    }
+    side = [e for e in events if e["type"] == "side_message" and e["speaker"] == "washington"]
+    assert side and side[0]["audience"] == ["washington", "kurds"]
+    votes = [
+        e["content"]["vote"] for e in events if e["type"] == "vote" and e["speaker"] == "washington"
+    ]
+    assert votes == ["reject", "accept"]
+    assert "please answer with one of" in res.output
+    loaded = load_scenario("cornered-in-iraq", home)
+    assert loaded.cards["washington"].private_brief[:60] in res.output, (
+        "the trainee reads their own brief"
+    )
+    for other in ("tehran", "militias", "kurds"):
+        assert loaded.cards[other].private_brief[:60] not in res.output, (
+            f"{other}'s brief leaked to the trainee"
+        )
+
+
+async def test_the_person_sees_exactly_what_the_agent_would(home: Path, tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def person(payload: dict[str, Any]) -> dict[str, Any]:
+        seen.append(payload)
+        if payload["task"] == "vote":
+            return {"private_reasoning": "", "vote": "accept"}
+        turn = json.loads(payload["messages"][-1]["content"].split("<turn>")[1].split("</turn>")[0])
+        package = turn["standing_proposal"] or {
+            i: s["enum"][0]
+            for i, s in payload["schema"]["properties"]["positions"]["properties"].items()
+        }
+        return {
+            "private_reasoning": "",
+            "private_positions": package,
+            "public_message": "Agreed in principle.",
+            "positions": package,
+            "proposal": None,
+            "side_message": None,
+        }
+
+    result = await run_session(
+        RunOptions(
+            model=ModelConfig(model="scripted"),
+            humans=["sunnis"],
+            home=home,
+            runs_root=tmp_path,
+            rounds=2,
+        ),
+        ask_human=person,
+    )
+    assert result.manifest.status == "complete"
+    assert [p["task"] for p in seen] == ["move", "vote", "move", "vote"]
+    assert {p["party"] for p in seen} == {"sunnis"}
+    loaded = load_scenario("cornered-in-iraq", home)
+    agent_view = PartyPrompter(
+        loaded.model_copy(
+            update={
+                "scenario": loaded.scenario.model_copy(
+                    update={
+                        "deal_rule": loaded.scenario.deal_rule.model_copy(update={"max_rounds": 2}),
+                        "injects": [i for i in loaded.scenario.injects if i.round <= 2],
+                    }
+                )
+            }
+        ),
+        "sunnis",
+        Templates(home),
+    )
+    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    first_move_seq = next(e["seq"] for e in events if e["speaker"] == "sunnis")
+    proposal = next(e for e in reversed(events[:first_move_seq]) if e["type"] == "proposal")
+    standing = {
+        "by": proposal["speaker"],
+        "package": proposal["content"]["package"],
+        "seq": proposal["seq"],
+    }
+    expected = agent_view.messages("move", events[:first_move_seq], 1, standing)
+    assert seen[0]["messages"] == expected
+    assert result.outcome.calls == sum(
+        1 for e in events if e.get("usage") and e["call_id"] != "human"
+    )
