@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .budget import Budget, Spending, load_prices
 from .client import ModelConfig
 from .errors import MajlisError, UserError
 from .human import Terminal
@@ -114,6 +115,16 @@ def run(
         list[str] | None,
         typer.Option(help="Party a person plays from this terminal (trainee play)."),
     ] = None,
+    max_calls: Annotated[
+        int | None, typer.Option(help="Stop cleanly after this many model calls.")
+    ] = None,
+    max_tokens_total: Annotated[
+        int | None, typer.Option("--max-total-tokens", help="Stop cleanly after this many tokens.")
+    ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(help="Stop cleanly at this estimated cost (USD, evals/prices.yaml)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No live view; print only the run folder.")] = False,
     cache: Annotated[
         bool | None,
@@ -160,6 +171,10 @@ def run(
         command=sys.argv,
         cache=store,
         humans=human or [],
+        spending=Spending(
+            _budget(max_calls, max_tokens_total, max_cost),
+            load_prices(data_root(home) / "evals" / "prices.yaml"),
+        ),
     )
     ask = Terminal() if human else None
     if quiet:
@@ -205,6 +220,14 @@ def resume(
     _summary(result)
 
 
+def _budget(calls: int | None, tokens: int | None, cost: float | None) -> Budget:
+    try:
+        return Budget(max_calls=calls, max_tokens=tokens, max_cost=cost)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise UserError(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}") from None
+
+
 def _summary(result: Any) -> None:
     o = result.outcome
     table = Table(title=f"{o.kind} ({o.branch.replace('_', ' ')}) after {o.rounds_used} round(s)")
@@ -216,6 +239,8 @@ def _summary(result: Any) -> None:
             pid, str(r.score), str(r.threshold), f"[{colour}]{r.margin:+d}[/]", r.vote or "-"
         )
     out.print(table)
+    if o.stopped:
+        out.print(f"[yellow]stopped early: {escape(o.stopped)}[/]")
     out.print(
         f"calls {o.calls}, tokens {o.usage.prompt_tokens}+{o.usage.completion_tokens}, "
         f"failed turns {o.failed_turns}"
@@ -344,7 +369,8 @@ def sweep(
         TimeRemainingColumn,
     )
 
-    from .sweep import cells, cost, load_experiment, run_sweep
+    from .log import Usage
+    from .sweep import cells, load_experiment, run_sweep
 
     root = data_root(home)
     exp = load_experiment(experiment, root)
@@ -352,6 +378,7 @@ def sweep(
     todo = cells(exp)
     models = {c.run_id: c.setup for c in todo}
     totals = {"prompt": 0, "completion": 0, "cost": 0.0}
+    prices = exp.price_table()
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -369,7 +396,10 @@ def sweep(
                 model = setup.parties.get(info["party"], setup.default).model
                 totals["prompt"] += info["prompt_tokens"]
                 totals["completion"] += info["completion_tokens"]
-                totals["cost"] += cost(exp, model, info["prompt_tokens"], info["completion_tokens"])
+                usage = Usage(
+                    prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"]
+                )
+                totals["cost"] += prices.cost(model, usage)
                 bar.update(
                     task, tokens=totals["prompt"] + totals["completion"], cost=totals["cost"]
                 )

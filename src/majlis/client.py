@@ -1,9 +1,11 @@
 """The model layer: one async client over the openai SDK, plus the in-process scripted player.
 
 Two retry layers, one per kind of error: the SDK retries transport failures (connection
-errors, timeouts, 429 and 5xx, honouring Retry-After); tenacity retries a reply that does
-not validate, feeding the validation error back to the model. Agents and the graph see
-neither: they get a validated object or a ModelBehaviourError.
+errors, timeouts, 429 and 5xx, honouring Retry-After), and so does the backend for a 200
+whose body is not a chat completion (cut or malformed JSON); tenacity retries a reply that
+does not validate, feeding the validation error back to the model. Agents and the graph see
+neither: they get a validated object, a ModelBehaviourError, or, once the transport retries
+are spent, the transport error itself (the session then stops, resumable).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 import uuid
 from collections import deque
@@ -22,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from . import scripted
+from .budget import Meter
 from .cache import ResponseCache, SampleCounter, request_key
-from .errors import EndpointError, ModelBehaviourError, UserError
+from .errors import EndpointError, MajlisError, ModelBehaviourError, UserError
 from .log import Usage
 
 M = TypeVar("M", bound=BaseModel)
@@ -73,6 +77,10 @@ class Answer(Generic[M]):
     reply: Reply
     attempts: int
     usage: Usage = field(default_factory=Usage)
+
+
+class BadResponseError(MajlisError):
+    """The endpoint answered 200 with a body that is not a chat completion (cut, not JSON)."""
 
 
 class OutputInvalid(Exception):
@@ -220,9 +228,29 @@ class OpenAIBackend(Backend):
     async def chat(
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
     ) -> Reply:
+        # A 200 whose body is not a completion is a transport fault too: retried with the
+        # SDK's backoff, out of the same budget, so one call makes at most max_retries + 1
+        # requests whatever mix of faults it meets.
+        budget = _Budget(self.config.max_retries)
         while True:
             try:
-                return await self._chat_once(messages, schema_name, schema)
+                return await self._chat_dialect(messages, schema_name, schema, budget)
+            except BadResponseError:
+                if budget.left <= 0:
+                    raise
+                await asyncio.sleep(_backoff(budget.spent))
+                budget.left -= 1
+
+    async def _chat_dialect(
+        self,
+        messages: list[dict[str, str]],
+        schema_name: str,
+        schema: dict[str, Any],
+        budget: _Budget,
+    ) -> Reply:
+        while True:
+            try:
+                return await self._chat_once(messages, schema_name, schema, budget)
             except openai.BadRequestError as exc:
                 if self.config.structured != "auto" or self.dialect == "prompt":
                     raise
@@ -232,7 +260,11 @@ class OpenAIBackend(Backend):
                     raise
 
     async def _chat_once(
-        self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
+        self,
+        messages: list[dict[str, str]],
+        schema_name: str,
+        schema: dict[str, Any],
+        budget: _Budget,
     ) -> Reply:
         kwargs: dict[str, Any] = {}
         if self.dialect == "json_schema":
@@ -254,30 +286,78 @@ class OpenAIBackend(Backend):
             estimate = sum(len(m["content"]) for m in messages) // 4 + self.config.max_tokens
             await self.limits.admit(self.config.base_url or "openai", estimate)
             start = time.perf_counter()
-            resp = await self.client.chat.completions.create(
+            client = self.client
+            if budget.left != self.config.max_retries:
+                client = client.with_options(max_retries=budget.left)
+            raw = await client.chat.completions.with_raw_response.create(
                 model=self.config.model,
                 messages=messages,  # type: ignore[arg-type]
                 temperature=self.config.temperature,
                 max_tokens=self.config.max_tokens,
                 **kwargs,
             )
+            budget.left -= raw.retries_taken
             ms = (time.perf_counter() - start) * 1000
-        choice = resp.choices[0] if resp.choices else None
-        text = (choice.message.content or "") if choice else ""
-        if choice and not text and getattr(choice.message, "refusal", None):
-            text = f"(refusal) {choice.message.refusal}"
-        u = resp.usage
-        cached = 0
-        if u is not None and u.prompt_tokens_details is not None:
-            cached = u.prompt_tokens_details.cached_tokens or 0
-        usage = Usage(
-            prompt_tokens=u.prompt_tokens if u else 0,
-            completion_tokens=u.completion_tokens if u else 0,
-            cached_tokens=cached,
-        )
-        return Reply(
-            text, usage, resp.id or uuid.uuid4().hex, ms, resp.model, resp.system_fingerprint
-        )
+        try:
+            resp = raw.parse()  # json.loads: a cut or malformed body raises ValueError
+        except ValueError as exc:
+            raise BadResponseError(
+                f"{self.where} sent a reply that is not valid JSON ({_one_line(exc)})"
+            ) from None
+        try:
+            return _reply(resp, ms)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise BadResponseError(
+                f"{self.where} sent a reply that is not a chat completion ({_one_line(exc)})"
+            ) from None
+
+
+class _Budget:
+    """Transport retries left for one call, shared by the SDK and the body check."""
+
+    def __init__(self, retries: int) -> None:
+        self.total = self.left = retries
+
+    @property
+    def spent(self) -> int:
+        return self.total - self.left
+
+
+def _backoff(retries_so_far: int) -> float:
+    """The openai SDK's schedule: 0.5 s doubling to at most 8 s, less up to 25% jitter."""
+    return min(0.5 * 2.0**retries_so_far, 8.0) * (1 - 0.25 * random.random())
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+def _reply(resp: Any, ms: float) -> Reply:
+    """A Reply from a parsed completion; AttributeError/TypeError if it is not one."""
+    choices = resp.choices
+    if not isinstance(choices, list):
+        raise TypeError("choices is not a list")
+    choice = choices[0] if choices else None  # no choices: an empty reply, re-asked
+    text = (choice.message.content or "") if choice else ""
+    if not isinstance(text, str):
+        raise TypeError(f"message content is a {type(text).__name__}, not text")
+    if choice and not text and getattr(choice.message, "refusal", None):
+        text = f"(refusal) {choice.message.refusal}"
+    u = getattr(resp, "usage", None)
+    details = getattr(u, "prompt_tokens_details", None)
+    usage = Usage(
+        prompt_tokens=getattr(u, "prompt_tokens", 0) or 0,
+        completion_tokens=getattr(u, "completion_tokens", 0) or 0,
+        cached_tokens=getattr(details, "cached_tokens", 0) or 0,
+    )
+    return Reply(
+        text,
+        usage,
+        getattr(resp, "id", None) or uuid.uuid4().hex,
+        ms,
+        getattr(resp, "model", None),
+        getattr(resp, "system_fingerprint", None),
+    )
 
 
 class CachingBackend(Backend):
@@ -332,9 +412,12 @@ class CachingBackend(Backend):
 class ModelClient:
     """Asks for a structured answer and validates it; re-asks with the error on bad output."""
 
-    def __init__(self, config: ModelConfig, backend: Backend) -> None:
+    def __init__(
+        self, config: ModelConfig, backend: Backend, meters: list[Meter] | None = None
+    ) -> None:
         self.config = config
         self.backend = backend
+        self.meters = meters or []  # budgets this client spends against
 
     async def ask(
         self, messages: list[dict[str, str]], output: type[M], schema: dict[str, Any]
@@ -351,7 +434,12 @@ class ModelClient:
             ):
                 with attempt:
                     attempts += 1
+                    for meter in self.meters:
+                        meter.check()
                     last = await self.backend.chat(convo, output.__name__.lower(), schema)
+                    if not last.cached:
+                        for meter in self.meters:
+                            meter.charge(self.config.model, last.usage)
                     total = Usage(
                         prompt_tokens=total.prompt_tokens + last.usage.prompt_tokens,
                         completion_tokens=total.completion_tokens + last.usage.completion_tokens,
@@ -396,10 +484,11 @@ def make_client(
     limits: EndpointLimits | None = None,
     cache: ResponseCache | None = None,
     counter: SampleCounter | None = None,
+    meters: list[Meter] | None = None,
 ) -> ModelClient:
     """`scripted` with no base URL plays in process; any base URL goes over HTTP, maybe cached."""
     in_process = config.is_scripted and config.base_url is None
     backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config, limits)
     if cache is not None and not in_process:
         backend = CachingBackend(backend, config, cache, counter or SampleCounter())
-    return ModelClient(config, backend)
+    return ModelClient(config, backend, meters)

@@ -37,6 +37,7 @@ class State(TypedDict):
     votes: dict[str, Any]  # {"round", "proposal_seq", "ballots": {party: "accept"|"reject"|None}}
     deal_round: int | None
     done: bool
+    stopped: str | None  # why the session ended early (a budget), if it did
 
 
 def initial_state() -> State:
@@ -50,6 +51,7 @@ def initial_state() -> State:
         votes={},
         deal_round=None,
         done=False,
+        stopped=None,
     )
 
 
@@ -277,6 +279,7 @@ async def end(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
             "branch": rules.classify_branch(s, kind, agreed),
             "package": agreed,
             "deal_round": state["deal_round"],
+            "stopped": state.get("stopped"),
         },
     )
     return {"events": ev.items}

@@ -99,6 +99,9 @@ class Outcome(BaseModel):
     schema_version: int = SCHEMA_VERSION
     kind: Literal["deal", "partial", "none"]
     branch: str
+    stopped: str | None = Field(
+        None, description="Why the session ended early (a budget), if it did."
+    )
     deal_round: int | None = None
     package: dict[str, str | None] = Field(
         description="Agreed options (deal) or issue-by-issue agreement."

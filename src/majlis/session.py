@@ -24,9 +24,10 @@ from langgraph.types import Command
 from pydantic import ValidationError
 
 from . import rules
+from .budget import Spending
 from .cache import ResponseCache, SampleCounter
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
-from .errors import RunError, ScenarioError, UserError
+from .errors import BudgetExceeded, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
@@ -57,6 +58,7 @@ class RunOptions:
     cache: ResponseCache | None = None  # replies replayed by request and sample index
     limits: EndpointLimits | None = None  # shared by the sessions of a sweep
     humans: list[str] = field(default_factory=list)  # parties a person plays (trainee play)
+    spending: Spending | None = None  # budgets: calls, tokens, cost
 
 
 @dataclass
@@ -92,6 +94,7 @@ class _Prepared:
         configs: dict[str, ModelConfig],
         cache: ResponseCache | None = None,
         limits: EndpointLimits | None = None,
+        spending: Spending | None = None,
     ) -> None:
         self.loaded = loaded
         self.templates = Templates(loaded.root, variant)
@@ -110,6 +113,7 @@ class _Prepared:
         self.limits = limits or EndpointLimits()
         self.cache = cache
         self.counter = SampleCounter()
+        self.meters = (spending or Spending()).meters()
 
     def _render_every_template(self) -> None:
         any_package = next(rules.all_packages(self.loaded.scenario))
@@ -134,7 +138,9 @@ class _Prepared:
                 continue
             if cfg.model == EMBEDDED and cfg.base_url is None:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
-            self.clients[party] = make_client(cfg, self.limits, self.cache, self.counter)
+            self.clients[party] = make_client(
+                cfg, self.limits, self.cache, self.counter, self.meters
+            )
         checked: set[tuple[str | None, str]] = set()
         for client in self.clients.values():
             key = (client.config.base_url, client.config.model)
@@ -227,6 +233,7 @@ async def run_session(
         _party_configs(opts, list(loaded.scenario.parties), home),
         opts.cache,
         opts.limits,
+        opts.spending,
     )
     try:
         await prepared.open()
@@ -299,6 +306,7 @@ async def resume_session(
     cache: ResponseCache | None = None,
     limits: EndpointLimits | None = None,
     ask_human: AskHuman | None = None,
+    spending: Spending | None = None,
 ) -> RunResult:
     """Finish an interrupted run from its last checkpoint."""
     rd = RunDir.open(path)
@@ -318,7 +326,7 @@ async def resume_session(
         )  # type: ignore[arg-type]
         for p, m in manifest.parties.items()
     }
-    prepared = _Prepared(loaded, manifest.variant, configs, cache, limits)
+    prepared = _Prepared(loaded, manifest.variant, configs, cache, limits, spending)
     changed = [
         n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)
     ]
@@ -358,19 +366,26 @@ async def _drive(
                     rd.rewrite_events([])
             while True:  # one pass per stretch between a person's moves
                 asked = None
-                async for update in graph.astream(
-                    inp, config, context=deps, durability="sync", stream_mode="updates"
-                ):
-                    if "__interrupt__" in update:
-                        asked = update["__interrupt__"][0].value
-                        continue
-                    for delta in update.values():
-                        new = delta.get("events") if isinstance(delta, dict) else None
-                        if new:
-                            rd.append_events(new)
-                            for event in new:
-                                if sink:
-                                    sink(event)
+                try:
+                    async for update in graph.astream(
+                        inp, config, context=deps, durability="sync", stream_mode="updates"
+                    ):
+                        if "__interrupt__" in update:
+                            asked = update["__interrupt__"][0].value
+                            continue
+                        for delta in update.values():
+                            new = delta.get("events") if isinstance(delta, dict) else None
+                            if new:
+                                rd.append_events(new)
+                                for event in new:
+                                    if sink:
+                                        sink(event)
+                except BudgetExceeded as exc:  # end cleanly: the graph's own end node records it
+                    rd.rewrite_events((await graph.aget_state(config)).values.get("events", []))
+                    stop = {"done": True, "stopped": str(exc)}
+                    await graph.aupdate_state(config, stop, as_node="adjudicate")
+                    inp = None
+                    continue
                 if asked is None:
                     break
                 if ask_human is None:
@@ -428,6 +443,7 @@ def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
             calls += e["content"].get("attempts", 1)
     return Outcome(
         kind=final["kind"],
+        stopped=final.get("stopped"),
         branch=final["branch"],
         deal_round=final["deal_round"],
         package=package,

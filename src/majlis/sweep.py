@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .budget import Budget, Meter, Price, PriceTable, Spending
 from .cache import ResponseCache
 from .client import EndpointLimits, ModelConfig
 from .errors import UserError
@@ -37,12 +38,6 @@ class ModelSetup(BaseModel):
     parties: dict[str, ModelConfig] = {}
 
 
-class Price(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: float = Field(ge=0, description="USD per million prompt tokens.")
-    output: float = Field(ge=0, description="USD per million completion tokens.")
-
-
 class Experiment(BaseModel):
     """An experiment file: what to run, how many times, how fast."""
 
@@ -60,6 +55,11 @@ class Experiment(BaseModel):
     tpm: int | None = Field(None, ge=1, description="Tokens per minute, per endpoint.")
     judge: ModelConfig | None = None
     prices: dict[str, Price] = {}
+    budget: Budget = Field(default_factory=Budget, description="Limits for each session.")
+    sweep_budget: Budget = Field(default_factory=Budget, description="Limits for the whole sweep.")
+
+    def price_table(self) -> PriceTable:
+        return PriceTable(prices=self.prices)
 
     def seed_list(self) -> list[int]:
         return list(range(1, self.seeds + 1)) if isinstance(self.seeds, int) else list(self.seeds)
@@ -97,13 +97,6 @@ def load_experiment(path: Path, home: Path) -> Experiment:
     return exp
 
 
-def cost(exp: Experiment, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    price = exp.prices.get(model)
-    if price is None:
-        return 0.0
-    return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
-
-
 @dataclass
 class SweepResult:
     folder: Path
@@ -134,6 +127,9 @@ async def run_sweep(
     write_json_atomic(folder / "experiment.json", exp.model_dump())
     cache = ResponseCache(cache_file) if cache_file else None
     limits = EndpointLimits(exp.rpm, exp.tpm)
+    prices = exp.price_table()
+    whole = [Meter(exp.sweep_budget, prices, name="sweep")] if exp.sweep_budget.is_set() else []
+    spending = Spending(exp.budget, prices, whole)
     gate = asyncio.Semaphore(exp.concurrency)
     result = SweepResult(folder, [], [], {}, cache)
     notify = progress or (lambda _what, _info: None)
@@ -157,7 +153,9 @@ async def run_sweep(
 
             try:
                 if status == "resumable":
-                    await resume_session(path, sink=sink, cache=cache, limits=limits)
+                    await resume_session(
+                        path, sink=sink, cache=cache, limits=limits, spending=spending
+                    )
                 else:
                     if path.exists():
                         shutil.rmtree(path)  # made but never started: nothing worth keeping
@@ -175,6 +173,7 @@ async def run_sweep(
                             command=["majlis", "sweep", exp.name],
                             cache=cache,
                             limits=limits,
+                            spending=spending,
                         ),
                         sink=sink,
                     )

@@ -1,0 +1,84 @@
+"""Budgets: stopping at a call, token or cost limit is a clean, recorded outcome."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from majlis.budget import Budget, Meter, Price, PriceTable, Spending
+from majlis.client import ModelConfig
+from majlis.errors import BudgetExceeded
+from majlis.log import Usage
+from majlis.loopback import LoopbackServer, scripted_responder
+from majlis.session import RunOptions, run_session
+from majlis.sweep import Experiment, run_sweep
+
+
+@pytest.mark.parametrize(
+    ("budget", "spent", "stops"),
+    [
+        (Budget(max_calls=2), [(10, 1)] * 2, True),
+        (Budget(max_calls=3), [(10, 1)] * 2, False),
+        (Budget(max_tokens=100), [(60, 40)], True),
+        (Budget(max_tokens=101), [(60, 40)], False),
+        (Budget(max_cost=0.01), [(10_000, 0)], True),  # 10k tokens at $1/M = $0.01
+        (Budget(max_cost=0.02), [(10_000, 0)], False),
+        (Budget(), [(10**9, 10**9)] * 50, False),  # no limits set
+    ],
+)
+def test_meter(budget: Budget, spent: list[tuple[int, int]], stops: bool) -> None:
+    meter = Meter(budget, PriceTable(prices={"m": Price(input=1.0, output=2.0)}))
+    for p, c in spent:
+        meter.check()
+        meter.charge("m", Usage(prompt_tokens=p, completion_tokens=c))
+    if stops:
+        with pytest.raises(BudgetExceeded):
+            meter.check()
+    else:
+        meter.check()
+
+
+async def test_session_stops_cleanly_at_its_call_budget(home: Path, tmp_path: Path) -> None:
+    result = await run_session(
+        RunOptions(
+            model=ModelConfig(model="scripted"),
+            home=home,
+            runs_root=tmp_path,
+            spending=Spending(Budget(max_calls=15)),
+        )
+    )
+    o = result.outcome
+    assert o.stopped and "15 model calls" in o.stopped
+    assert result.manifest.status == "complete"
+    assert o.calls <= 15 and o.rounds_used < 6
+    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    assert [e["seq"] for e in events] == list(range(len(events)))
+    assert events[-1]["type"] == "outcome" and events[-1]["content"]["stopped"] == o.stopped
+
+
+async def test_sweep_budget_caps_the_whole_sweep(home: Path, tmp_path: Path) -> None:
+    with LoopbackServer(scripted_responder) as srv:
+        exp = Experiment.model_validate(
+            {
+                "name": "capped",
+                "variants": ["baseline"],
+                "seeds": 4,
+                "rounds": 2,
+                "concurrency": 1,
+                "models": [
+                    {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
+                ],
+                "sweep_budget": {"max_calls": 40},
+            }
+        )
+        result = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
+        assert srv.calls <= 40 + 6, "at most one step's calls in flight past the limit"
+    outcomes = [
+        json.loads((tmp_path / "sweep" / "runs" / r / "outcome.json").read_text())
+        for r in result.done
+    ]
+    assert len(outcomes) == 4, "every session ends with a recorded outcome"
+    assert outcomes[0]["stopped"] is None
+    assert all(o["stopped"] and "sweep budget" in o["stopped"] for o in outcomes[2:])
