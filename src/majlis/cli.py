@@ -115,6 +115,9 @@ def run(
         list[str] | None,
         typer.Option(help="Party a person plays from this terminal (trainee play)."),
     ] = None,
+    context: Annotated[
+        str, typer.Option(help="full record, or window:N (last N rounds plus a rolling summary).")
+    ] = "full",
     max_calls: Annotated[
         int | None, typer.Option(help="Stop cleanly after this many model calls.")
     ] = None,
@@ -171,6 +174,7 @@ def run(
         command=sys.argv,
         cache=store,
         humans=human or [],
+        context=context,
         spending=Spending(
             _budget(max_calls, max_tokens_total, max_cost),
             load_prices(data_root(home) / "evals" / "prices.yaml"),

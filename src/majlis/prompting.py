@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from .context import ContextPolicy, split, summary
 from .errors import ScenarioError
 from .rules import describe, score
 from .scenario import LoadedScenario
@@ -85,16 +86,23 @@ def record_entry(event: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {"seq": event["seq"], "round": event["round"], "type": event["type"]}
     if event["speaker"] != "facilitator":
         entry["from"] = event["speaker"]
-    entry.update(event["content"])
+    entry.update({k: v for k, v in event["content"].items() if k != "attempts"})
     return entry
 
 
 class PartyPrompter:
     """Builds one party's messages; the system prompt is rendered once and never changes."""
 
-    def __init__(self, loaded: LoadedScenario, party: str, templates: Templates) -> None:
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        party: str,
+        templates: Templates,
+        policy: ContextPolicy | None = None,
+    ) -> None:
         self.loaded = loaded
         self.party = party
+        self.policy = policy or ContextPolicy()
         self.card = loaded.cards[party]
         self.templates = templates
         self.system = self._system()
@@ -130,8 +138,13 @@ class PartyPrompter:
             scores_json=quote(private),
         )
 
-    def record(self, events: list[dict[str, Any]]) -> str:
-        lines = [quote(record_entry(e)) for e in events if visible(e, self.party)]
+    def record(self, events: list[dict[str, Any]], round_no: int = 0) -> str:
+        mine = [e for e in events if visible(e, self.party)]
+        older, recent = split(mine, self.policy, round_no)
+        lines = [quote(record_entry(e)) for e in recent]
+        digest = summary(self.party, older)
+        if digest is not None:
+            lines.insert(0, quote(digest))
         return "<record>\n" + "".join(line + "\n" for line in lines) + "</record>\n"
 
     def _turn(self, task: str, round_no: int, standing: dict[str, Any] | None) -> str:
@@ -166,5 +179,5 @@ class PartyPrompter:
         round_no: int,
         standing: dict[str, Any] | None,
     ) -> list[dict[str, str]]:
-        user = self.record(events) + "\n" + self._turn(task, round_no, standing)
+        user = self.record(events, round_no) + "\n" + self._turn(task, round_no, standing)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]

@@ -27,6 +27,7 @@ from . import rules
 from .budget import Spending
 from .cache import ResponseCache, SampleCounter
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
+from .context import ContextPolicy
 from .errors import BudgetExceeded, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
@@ -59,6 +60,7 @@ class RunOptions:
     limits: EndpointLimits | None = None  # shared by the sessions of a sweep
     humans: list[str] = field(default_factory=list)  # parties a person plays (trainee play)
     spending: Spending | None = None  # budgets: calls, tokens, cost
+    context: str = "full"  # context policy: full, or window:N with a rolling summary
 
 
 @dataclass
@@ -95,11 +97,14 @@ class _Prepared:
         cache: ResponseCache | None = None,
         limits: EndpointLimits | None = None,
         spending: Spending | None = None,
+        context: str = "full",
     ) -> None:
         self.loaded = loaded
         self.templates = Templates(loaded.root, variant)
+        self.policy = ContextPolicy.parse(context)
         self.prompters = {
-            p: PartyPrompter(loaded, p, self.templates) for p in loaded.scenario.parties
+            p: PartyPrompter(loaded, p, self.templates, self.policy)
+            for p in loaded.scenario.parties
         }
         self._render_every_template()
         unknown = set(configs) - set(loaded.scenario.parties)
@@ -234,6 +239,7 @@ async def run_session(
         opts.cache,
         opts.limits,
         opts.spending,
+        opts.context,
     )
     try:
         await prepared.open()
@@ -259,6 +265,7 @@ async def run_session(
             },
             prompts=dict(sorted(prepared.templates.used.items())),
             variant=opts.variant,
+            context_policy=str(prepared.policy),
             rounds=loaded.scenario.deal_rule.max_rounds,
             seed=opts.seed,
             parties={
@@ -326,7 +333,9 @@ async def resume_session(
         )  # type: ignore[arg-type]
         for p, m in manifest.parties.items()
     }
-    prepared = _Prepared(loaded, manifest.variant, configs, cache, limits, spending)
+    prepared = _Prepared(
+        loaded, manifest.variant, configs, cache, limits, spending, manifest.context_policy
+    )
     changed = [
         n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)
     ]

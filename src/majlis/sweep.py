@@ -50,6 +50,7 @@ class Experiment(BaseModel):
         default_factory=lambda: [ModelSetup(name="embedded")], min_length=1
     )
     rounds: int | None = Field(None, ge=1)
+    context: str = Field("full", description="Context policy: full, or window:N.")
     concurrency: int = Field(4, ge=1, description="Sessions in flight at once.")
     rpm: int | None = Field(None, ge=1, description="Requests per minute, per endpoint.")
     tpm: int | None = Field(None, ge=1, description="Tokens per minute, per endpoint.")
@@ -174,6 +175,7 @@ async def run_sweep(
                             cache=cache,
                             limits=limits,
                             spending=spending,
+                            context=exp.context,
                         ),
                         sink=sink,
                     )
