@@ -82,8 +82,23 @@ def to_csv(run_dir: Path) -> str:
     w = csv.writer(buf)
     w.writerow(["run_id", "id", "seq", "tag", "note", "author", "ts"])
     for a in read_annotations(run_dir):
-        w.writerow([run_dir.name, a["id"], a["seq"], a["tag"], a["note"], a["author"], a["ts"]])
+        w.writerow(
+            [
+                run_dir.name,
+                a["id"],
+                a["seq"],
+                a["tag"],
+                _cell(a["note"]),
+                _cell(a["author"]),
+                a["ts"],
+            ]
+        )
     return buf.getvalue()
+
+
+def _cell(text: str) -> str:
+    """Free text for a spreadsheet: a leading = + - @ would be read as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def tag_counts(annotations: list[dict[str, Any]]) -> dict[str, int]:

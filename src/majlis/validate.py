@@ -1,45 +1,96 @@
-"""`majlis validate`: check files the way a session would load them, reporting every problem."""
+"""`majlis validate`: check files the way majlis would load them, reporting every problem."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
-from .errors import ScenarioError
+from .errors import ScenarioError, UserError
 from .scenario import AgentCard, list_scenarios, load_scenario, parse_file
 
 
-def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int]:
-    """Return (problems, number of files checked). No path means every scenario under root."""
+def _scenario(root: Path, path: Path) -> int:
     from .session import _Prepared
 
+    loaded = load_scenario(str(path), root)
+    _Prepared(loaded, None, {})  # renders every template for every party
+    return len(loaded.files)
+
+
+def _template(root: Path, path: Path) -> int:
+    try:
+        jinja2.Environment().parse(path.read_text(encoding="utf-8"))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ScenarioError(
+            path, f"line {exc.lineno}", f"template syntax error: {exc.message}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, None, f"cannot read: {exc}") from None
+    return 1
+
+
+def _model(model: Callable[[], Any]) -> Callable[[Path, Path], int]:
+    def check(root: Path, path: Path) -> int:
+        parse_file(path, model())
+        return 1
+
+    return check
+
+
+def _kind(root: Path, path: Path) -> Callable[[Path, Path], int]:
+    """Which checker a file needs, from where it lives."""
+    from .budget import PriceTable
+    from .debrief_texts import DebriefTexts
+    from .judge import Rubric
+    from .sweep import Experiment
+    from .variants import Variant
+
+    if path.is_dir() or path.name == "scenario.yaml":
+        return _scenario
+    if path.suffix == ".j2":
+        return _template
+    if path.suffix not in {".yaml", ".yml"}:
+        raise ScenarioError(path, None, "not a scenario, card, rubric, experiment or template file")
+    parts = path.resolve().parts
+    if "rubrics" in parts:
+        return _model(lambda: Rubric)
+    if path.name == "debrief.yaml":
+        return _model(lambda: DebriefTexts)
+    if path.name == "prices.yaml":
+        return _model(lambda: PriceTable)
+    if path.name == "variant.yaml":
+        return _model(lambda: Variant)
+    if "experiments" in parts:
+        return _model(lambda: Experiment)
+    return _model(lambda: AgentCard)
+
+
+def default_targets(root: Path) -> list[Path]:
+    return [
+        *(root / "scenarios" / n / "scenario.yaml" for n in list_scenarios(root)),
+        *sorted((root / "evals" / "rubrics").glob("*.yaml")),
+        *[
+            p
+            for p in (root / "evals" / "debrief.yaml", root / "evals" / "prices.yaml")
+            if p.exists()
+        ],
+        *sorted((root / "prompts" / "variants").glob("*/variant.yaml")),
+        *sorted((root / "experiments").glob("*.yaml")),
+    ]
+
+
+def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int]:
+    """Return (problems, files checked). No path means everything majlis ships under root."""
     problems: list[str] = []
     checked = 0
-    targets = paths or [root / "scenarios" / n / "scenario.yaml" for n in list_scenarios(root)]
-    for path in targets:
+    for path in paths or default_targets(root):
         try:
-            if path.is_dir() or path.name == "scenario.yaml":
-                loaded = load_scenario(str(path), root)
-                _Prepared(loaded, None, {})  # renders every template for every party
-                checked += len(loaded.files)
-            elif path.suffix in {".yaml", ".yml"}:
-                parse_file(path, AgentCard)
-                checked += 1
-            elif path.suffix == ".j2":
-                try:
-                    jinja2.Environment().parse(path.read_text(encoding="utf-8"))
-                except jinja2.TemplateSyntaxError as exc:
-                    raise ScenarioError(
-                        path, f"line {exc.lineno}", f"template syntax error: {exc.message}"
-                    ) from None
-                except OSError as exc:
-                    raise ScenarioError(path, None, f"cannot read: {exc.strerror}") from None
-                checked += 1
-            else:
-                raise ScenarioError(
-                    path, None, "not a scenario, agent card (.yaml) or template (.j2)"
-                )
-        except ScenarioError as exc:
+            if not path.exists():
+                raise ScenarioError(path, None, "file not found")
+            checked += _kind(root, path)(root, path)
+        except UserError as exc:
             problems.append(str(exc))
     return problems, checked

@@ -14,6 +14,10 @@ Two audiences:
 - `participant`: only what the whole room saw. The data is filtered here, before it is
   embedded, so nothing private is in the file at all: events whose audience is not "all"
   are dropped, cards keep only their public fields, and the outcome keeps no scores.
+
+`majlis serve` renders the facilitator view with `editable=True`: a second script
+(editor.js, never in a written file) adds tag controls, and the CSP gains `connect-src
+'self'` so that script may post tags back to the server that served the page.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from .annotations import TAGS
 from .errors import UserError
 from .recorder import RunDir
 from .scenario import AgentCard, LoadedScenario
@@ -40,7 +45,7 @@ AUDIENCES: tuple[str, ...] = ("facilitator", "participant")
 PUBLIC_CARD_FIELDS = ("id", "name", "role", "color", "public_stance", "veto")
 PRIVATE_TYPES = frozenset({"private_note", "side_message", "error"})
 PUBLIC_EVENT_FIELDS = ("seq", "round", "type", "speaker", "audience", "content", "ts")
-ANNOTATION_FIELDS = ("seq", "tag", "note", "author", "ts")
+ANNOTATION_FIELDS = ("seq", "id", "tag", "note", "author", "ts")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ASSETS = "viewer_assets"
 
@@ -53,9 +58,20 @@ def render_html(
     run_dir: Path,
     audience: Audience = "facilitator",
     annotations: list[dict[str, Any]] | None = None,
+    *,
+    editable: bool = False,
+    token: str | None = None,
 ) -> str:
-    """One complete, self-contained HTML document showing the run to `audience`."""
+    """One complete, self-contained HTML document showing the run to `audience`.
+
+    `editable` (facilitator only, with the server's write `token`) is for pages that
+    `majlis serve` hands out; a file on disk must never hold a token or network code.
+    """
     data = build_data(Path(run_dir), audience, annotations)
+    if editable:
+        if audience != "facilitator" or not token:
+            raise ValueError("an editable view is a facilitator view with a write token")
+        data["served"] = {"token": token, "tags": list(TAGS)}
     return page(data)
 
 
@@ -279,36 +295,61 @@ def embed_json(data: Any) -> str:
     )
 
 
-def page(data: dict[str, Any]) -> str:
-    css = "\n" + asset("viewer.css")
-    js = "\n" + asset("viewer.js")
-    for block, tag in ((css, "</style"), (js, "</script")):
-        if tag in block.lower():
-            raise ValueError(f"an inline block contains {tag}")
-    csp = "; ".join(
-        [
-            "default-src 'none'",
-            f"script-src {csp_hash(js)}",
-            f"style-src {csp_hash(css)}",
-            "img-src data:",
-            "base-uri 'none'",
-            "form-action 'none'",
-        ]
-    )
-    title = f"{data['scenario']['title']} · {data['run']['id']} · {data['audience']}"
+def _inline(name: str, closing: str) -> str:
+    block = "\n" + asset(name)
+    if closing in block.lower():
+        raise ValueError(f"{name} contains {closing}")
+    return block
+
+
+def _csp(css: str, scripts: list[str], connect: bool = False) -> str:
+    parts = ["default-src 'none'"]
+    if scripts:
+        parts.append("script-src " + " ".join(csp_hash(js) for js in scripts))
+    if connect:
+        parts.append("connect-src 'self'")
+    parts += [
+        f"style-src {csp_hash(css)}",
+        "img-src data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+    return "; ".join(parts)
+
+
+def _head(title: str, csp: str, css: str, extra: str = "") -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">\n'
         '<meta name="referrer" content="no-referrer">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f'<meta name="majlis-audience" content="{html.escape(data["audience"])}">\n'
-        f"<title>{html.escape(title)}</title>\n"
+        f"{extra}<title>{html.escape(title)}</title>\n"
         f"<style>{css}</style>\n"
         "</head>\n<body>\n"
-        "<noscript><p>This transcript is drawn by JavaScript: allow scripts for this file to read it.</p></noscript>\n"
-        '<div id="app"></div>\n'
-        f'<script type="application/json" id="majlis-data">{embed_json(data)}</script>\n'
-        f"<script>{js}</script>\n"
-        "</body>\n</html>\n"
     )
+
+
+def page(data: dict[str, Any]) -> str:
+    css = _inline("viewer.css", "</style")
+    scripts = [_inline("viewer.js", "</script")]
+    if data.get("served"):
+        scripts.append(_inline("editor.js", "</script"))
+    title = f"{data['scenario']['title']} · {data['run']['id']} · {data['audience']}"
+    audience = f'<meta name="majlis-audience" content="{html.escape(data["audience"])}">\n'
+    return (
+        _head(title, _csp(css, scripts, connect=bool(data.get("served"))), css, audience)
+        + "<noscript><p>This transcript is drawn by JavaScript: "
+        + "allow scripts for this file to read it.</p></noscript>\n"
+        + '<div id="app"></div>\n'
+        + f'<script type="application/json" id="majlis-data">{embed_json(data)}</script>\n'
+        + "".join(f"<script>{js}</script>\n" for js in scripts)
+        + "</body>\n</html>\n"
+    )
+
+
+def static_page(title: str, body: str) -> str:
+    """A page with no script at all, styled like the viewer: for the run index and the
+    debrief. `body` is markup the caller has already escaped."""
+    css = _inline("viewer.css", "</style")
+    return _head(title, _csp(css, []), css) + f'<div id="app">\n{body}</div>\n</body>\n</html>\n'

@@ -381,17 +381,27 @@
       class: "ev ev-" + e.type, id: "ev-" + e.seq, "data-seq": e.seq, "data-type": e.type, "data-speaker": speaker,
       "data-round": e.round,
     }, h("header", null, head), eventBody(e)), speaker);
-    var notes = NOTES[e.seq];
-    if (FAC && notes) {
-      el.appendChild(h("aside", { class: "notes" }, notes.map(noteEl)));
-    }
+    if (FAC) showNotes(el, e.seq);
     return el;
   }
 
+  // (Re)draw an event's notes: at build time, and after the served editor adds or removes one.
+  function showNotes(el, seq) {
+    var old = el.querySelector(":scope > aside.notes");
+    if (old) el.removeChild(old);
+    var notes = NOTES[seq] || [];
+    if (!notes.length) return;
+    var aside = h("aside", { class: "notes" }, notes.map(noteEl));
+    var form = el.querySelector(":scope > form");
+    el.insertBefore(aside, form);
+  }
+
   function noteEl(a) {
-    return h("div", { class: "note", "data-annotation-seq": a.seq, "data-tag": a.tag },
+    return h("div", { class: "note", "data-annotation-seq": a.seq, "data-annotation-id": a.id || null, "data-tag": a.tag },
       a.tag ? h("span", { class: "tag", text: a.tag }) : null, h("span", { text: a.note }),
-      h("span", { class: "muted", text: " — " + [a.author, a.ts].filter(Boolean).join(", ") }));
+      h("span", { class: "muted", text: " — " + [a.author, a.ts].filter(Boolean).join(", ") }),
+      DATA.served && a.id ? h("button", { type: "button", class: "note-remove", "data-remove": a.id,
+        "aria-label": "Remove tag " + a.tag + " from event #" + a.seq }) : null);  // label drawn by CSS
   }
 
   function transcript() {
@@ -502,5 +512,29 @@
   });
 
   applyFilters();
+
+  // Only in pages `majlis serve` makes: what editor.js needs to show tags as they change.
+  if (FAC && DATA.served) {
+    window.majlisViewer = Object.freeze({
+      data: DATA,
+      h: h,
+      addNote: function (a) {
+        (NOTES[a.seq] = NOTES[a.seq] || []).push(a);
+        var el = document.getElementById("ev-" + a.seq);
+        if (el) showNotes(el, a.seq);
+      },
+      removeNote: function (id) {
+        Object.keys(NOTES).forEach(function (seq) {
+          var before = NOTES[seq].length;
+          NOTES[seq] = NOTES[seq].filter(function (a) { return a.id !== id; });
+          var el = document.getElementById("ev-" + seq);
+          if (NOTES[seq].length !== before && el) showNotes(el, seq);
+        });
+        document.querySelectorAll(".note[data-annotation-id]").forEach(function (n) {
+          if (n.getAttribute("data-annotation-id") === id) n.remove();  // stray notes
+        });
+      },
+    });
+  }
   document.documentElement.setAttribute("data-ready", "1");
 })();
