@@ -131,3 +131,37 @@ def test_unknown_template_variable_is_named(home_copy: Path, tmp_path: Path) -> 
 def test_resume_unknown_run(home: Path, tmp_path: Path) -> None:
     res = invoke("resume", str(tmp_path / "nothing-here"), "--home", str(home))
     assert res.exit_code == 2 and "not a majlis run" in res.output
+
+
+def test_tags_and_debrief_commands(home: Path, tmp_path: Path) -> None:
+    assert (
+        invoke(
+            "run",
+            "--model",
+            "scripted",
+            "--home",
+            str(home),
+            "--out",
+            str(tmp_path),
+            "--rounds",
+            "2",
+            "--quiet",
+        ).exit_code
+        == 0
+    )
+    (run,) = tmp_path.iterdir()
+    res = invoke(
+        "tags", str(run), "--add", "2", "--tag", "turning point", "--note", "=HYPERLINK(1)"
+    )
+    assert res.exit_code == 0 and "turning_point" in res.output
+    tag_id = res.output.split("(id ")[1].split(")")[0]
+    csv_text = invoke("tags", str(run), "--export", "csv").output
+    assert f"{tag_id},2,turning_point,'=HYPERLINK(1)" in csv_text, (
+        "no formula reaches a spreadsheet"
+    )
+    assert invoke("tags", str(run), "--add", "99999", "--tag", "threat").exit_code == 2
+    assert invoke("tags", str(run), "--remove", tag_id).exit_code == 0
+    assert tag_id not in invoke("tags", str(run), "--export", "json").output
+    res = invoke("debrief", str(run))
+    assert res.exit_code == 0 and (run / "debrief.md").exists() and (run / "debrief.html").exists()
+    assert invoke("debrief", str(tmp_path / "nothing")).exit_code == 2
