@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 import uuid
 from collections import deque
@@ -196,8 +197,10 @@ class OpenAIBackend(Backend):
         self.config = config
         self.name = config.model
         self.limits = limits or EndpointLimits()
+        key = resolve_key(config)
+        self._secret = key if key not in ("", "not-needed") else None
         self.client = openai.AsyncOpenAI(
-            api_key=resolve_key(config) or "missing",
+            api_key=key or "missing",
             base_url=config.base_url,
             timeout=config.timeout,
             max_retries=config.max_retries,
@@ -240,6 +243,11 @@ class OpenAIBackend(Backend):
                     raise
                 await asyncio.sleep(_backoff(budget.spent))
                 budget.left -= 1
+            except openai.APIError as exc:
+                # the error goes on to the manifest, the checkpoint and the terminal: one
+                # line, and without the key should the endpoint quote the request's headers
+                _scrub(exc, self._secret)
+                raise
 
     async def _chat_dialect(
         self,
@@ -326,6 +334,28 @@ class _Budget:
 def _backoff(retries_so_far: int) -> float:
     """The openai SDK's schedule: 0.5 s doubling to at most 8 s, less up to 25% jitter."""
     return min(0.5 * 2.0**retries_so_far, 8.0) * (1 - 0.25 * random.random())
+
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",}\]]+")
+
+
+def _mask(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return _BEARER.sub(r"\1***", text)
+
+
+def _scrub(exc: openai.APIError, secret: str | None) -> None:
+    """An SDK error, in place: the key and any bearer token masked, the message on one line."""
+    exc.args = tuple(
+        " ".join(_mask(a, secret).split()) if isinstance(a, str) else a for a in exc.args
+    )
+    exc.message = " ".join(_mask(exc.message, secret).split())
+    if exc.body is not None:
+        try:
+            exc.body = json.loads(_mask(json.dumps(exc.body), secret))
+        except (TypeError, ValueError):
+            exc.body = None
 
 
 def _one_line(exc: Exception) -> str:

@@ -51,7 +51,8 @@ class LoopbackServer:
     host: str = "127.0.0.1"
     port: int = 0
     blocking: bool = False  # True when the responder is slow CPU work (run it in a thread)
-    # fault(body, n) may return a response to send instead of an answer (n counts requests)
+    # fault(body, n) may return a response to send instead of an answer; n counts every
+    # request, retries included (majlis.faults.FaultPlan: errors, drops, hangs, bad bodies)
     fault: Callable[[dict[str, Any], int], Response | None] | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
