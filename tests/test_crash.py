@@ -196,13 +196,6 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_pat
     assert summary["failed"] == {} and set(summary["sessions"].values()) == {"complete"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.py runs `if __name__ == '__main__': main()` in the middle of the module, "
-    "before the variants, sweep, compare and view commands are defined, so "
-    "`python -m majlis.cli sweep` says 'No such command'. Fix: move that block to the end of "
-    "cli.py (or add src/majlis/__main__.py calling cli.app).",
-)
 def test_python_dash_m_knows_every_command() -> None:
     res = subprocess.run(
         [sys.executable, "-m", "majlis.cli", "sweep", "--help"],

@@ -317,14 +317,6 @@ async def test_an_error_message_over_several_lines_is_recorded_on_one(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume_session rebuilds each party's ModelConfig from the manifest, which does "
-    "not record timeout, max_retries, output_retries or concurrency: a resumed run silently "
-    "uses the defaults (120 s, 5 retries). Fix: add those four fields to log.PartyModel "
-    "(bump SCHEMA_VERSION), fill them in session.run_session and pass them back in "
-    "session.resume_session.",
-)
 async def test_resume_keeps_the_runs_transport_settings(
     faulty: tuple[LoopbackServer, FaultPlan], tmp_path: Path
 ) -> None:

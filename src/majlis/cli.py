@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -138,7 +139,6 @@ def run(
     home: Home = None,
 ) -> None:
     """Run a whole negotiation session and record it under runs/."""
-    from .cache import ResponseCache
     from .session import RunOptions, run_session
 
     try:
@@ -161,7 +161,7 @@ def run(
         party_models = spec.parties
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
-    store = ResponseCache(runs_root / "cache.sqlite") if use_cache else None
+    store = _open_cache(runs_root / "cache.sqlite") if use_cache else None
     opts = RunOptions(
         scenario=scenario,
         rounds=rounds,
@@ -222,6 +222,15 @@ def resume(
         with LiveView(load_snapshot(rd), out, progress=not people) as view:
             result = asyncio.run(resume_session(path, sink=view, ask_human=ask))
     _summary(result)
+
+
+def _open_cache(path: Path) -> Any:
+    from .cache import ResponseCache
+
+    try:
+        return ResponseCache(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise UserError(f"cannot open the response cache {path}: {exc}") from None
 
 
 def _budget(calls: int | None, tokens: int | None, cost: float | None) -> Budget:
@@ -324,14 +333,6 @@ def schema(
         out.print(f"wrote {path}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @app.command()
 @friendly
 def variants(home: Home = None) -> None:
@@ -374,10 +375,11 @@ def sweep(
     )
 
     from .log import Usage
-    from .sweep import cells, load_experiment, run_sweep
+    from .sweep import cells, load_experiment, preflight, run_sweep
 
     root = data_root(home)
     exp = load_experiment(experiment, root)
+    asyncio.run(preflight(exp))  # a dead endpoint is one line, before any progress bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
     todo = cells(exp)
     models = {c.run_id: c.setup for c in todo}
@@ -413,7 +415,9 @@ def sweep(
                     bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
 
         store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
-        result = asyncio.run(run_sweep(exp, folder, root, cache_file=store, progress=progress))
+        result = asyncio.run(
+            run_sweep(exp, folder, root, cache_file=store, progress=progress, check=False)
+        )
     out.print(
         f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"
     )
@@ -534,7 +538,6 @@ def eval_(
     home: Home = None,
 ) -> None:
     """Negotiation metrics, rule-based checks and LLM-judge rubrics; writes eval.json per run."""
-    from .cache import ResponseCache
     from .evaluate import eval_row, evaluate_run, find_runs, judge_setup
 
     if fmt not in ("table", "csv", "json", "md"):
@@ -542,7 +545,7 @@ def eval_(
     runs = find_runs(path)
     root = data_root(home)
     judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
-    store = ResponseCache(root / "runs" / "cache.sqlite") if cache and judge_cfg else None
+    store = _open_cache(root / "runs" / "cache.sqlite") if cache and judge_cfg else None
 
     async def go() -> list[Any]:
         judge = None
@@ -746,3 +749,11 @@ def tags(
                 a["id"], str(a["seq"]), a["tag"], escape(a["note"]), escape(a["author"]), a["ts"]
             )
         out.print(table)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

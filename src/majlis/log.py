@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = {1}
+SCHEMA_VERSION = 2  # 2: manifest parties record timeout, retries and concurrency
+READABLE_VERSIONS = {1, 2}
 
 EventType = Literal[
     "round",  # the facilitator opens a round
@@ -63,6 +63,10 @@ class PartyModel(BaseModel):
     max_tokens: int
     seed: int | None = None
     structured: str
+    timeout: float = 120
+    max_retries: int = 5
+    output_retries: int = 2
+    concurrency: int = 8
     played_by: Literal["model", "human"] = "model"
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .budget import Budget, Meter, Price, PriceTable, Spending
 from .cache import ResponseCache
-from .client import EndpointLimits, ModelConfig
+from .client import EndpointLimits, ModelConfig, make_client
 from .errors import UserError
 from .recorder import RunDir, write_json_atomic
 from .scenario import data_root, load_scenario, parse_file
@@ -45,7 +45,9 @@ class Experiment(BaseModel):
     name: Name
     scenario: str = "cornered-in-iraq"
     variants: list[Name] = Field([BASELINE], min_length=1)
-    seeds: int | list[int] = Field(3, description="A count (seeds 1..N) or an explicit list.")
+    seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = Field(
+        3, description="A count (seeds 1..N) or an explicit, non-empty list."
+    )
     models: list[ModelSetup] = Field(
         default_factory=lambda: [ModelSetup(name="embedded")], min_length=1
     )
@@ -116,6 +118,7 @@ async def run_sweep(
     home: Path | None = None,
     cache_file: Path | None = None,
     progress: Progress | None = None,
+    check: bool = True,
 ) -> SweepResult:
     """Run every cell not yet complete; resume the interrupted ones.
 
@@ -123,6 +126,8 @@ async def run_sweep(
     same file makes no model calls. None runs without a cache.
     """
     home = data_root(home)
+    if check:
+        await preflight(exp)
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "experiment.json", exp.model_dump())
@@ -199,6 +204,24 @@ async def run_sweep(
         },
     )
     return result
+
+
+async def preflight(exp: Experiment) -> None:
+    """Reach every distinct endpoint once before a folder exists: a dead one is the user's error."""
+    seen: set[tuple[str | None, str, str | None]] = set()
+    for setup in exp.models:
+        for cfg in [setup.default, *setup.parties.values()]:
+            key = (cfg.base_url, cfg.model, cfg.api_key_env)
+            if key in seen or (
+                cfg.base_url is None and (cfg.is_scripted or cfg.model in ("embedded", "human"))
+            ):
+                continue
+            seen.add(key)
+            client = make_client(cfg)
+            try:
+                await client.backend.check()
+            finally:
+                await client.backend.aclose()
 
 
 def _status(path: Path) -> str:
