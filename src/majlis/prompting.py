@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_left
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 import jinja2
@@ -21,6 +23,27 @@ from .rules import describe, score
 from .scenario import LoadedScenario
 
 SYSTEM, MOVE, VOTE = "system.md.j2", "move.md.j2", "vote.md.j2"
+
+
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates shared by every Templates of the process, keyed by name and file and
+    checked against the source's checksum: a session (or a sweep's hundred) compiles each
+    template once, and an edited file is compiled afresh."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, CodeType]] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        hit = self._code.get(bucket.key)
+        if hit is not None and hit[0] == bucket.checksum:
+            bucket.code = hit[1]
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if bucket.code is not None:
+            self._code[bucket.key] = (bucket.checksum, bucket.code)
+
+
+_COMPILED = _CompiledTemplates()
 
 
 class Templates:
@@ -43,8 +66,9 @@ class Templates:
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
+            bytecode_cache=_COMPILED,
         )
-        self.used: dict[str, str] = {}
+        self.used: dict[str, str] = {}  # template name -> sha256 of the file it was read from
 
     def path_of(self, name: str) -> Path:
         for base in self.search:
@@ -53,19 +77,21 @@ class Templates:
         return self.search[-1] / name
 
     def render(self, name: str, **ctx: Any) -> str:
-        path = self.path_of(name)
         try:
             template = self.env.get_template(name)
             text = template.render(**ctx)
         except jinja2.TemplateNotFound:
-            raise ScenarioError(path, None, "prompt template not found") from None
+            raise ScenarioError(self.path_of(name), None, "prompt template not found") from None
         except jinja2.TemplateSyntaxError as exc:
             raise ScenarioError(
-                path, f"line {exc.lineno}", f"template syntax error: {exc.message}"
+                self.path_of(name), f"line {exc.lineno}", f"template syntax error: {exc.message}"
             ) from None
         except jinja2.UndefinedError as exc:
-            raise ScenarioError(path, None, f"unknown template variable: {exc.message}") from None
-        self.used[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+            raise ScenarioError(
+                self.path_of(name), None, f"unknown template variable: {exc.message}"
+            ) from None
+        if name not in self.used:  # hashed once per session, on first use
+            self.used[name] = hashlib.sha256(self.path_of(name).read_bytes()).hexdigest()
         return text
 
 
@@ -91,7 +117,13 @@ def record_entry(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class PartyPrompter:
-    """Builds one party's messages; the system prompt is rendered once and never changes."""
+    """Builds one party's messages; the system prompt is rendered once and never changes.
+
+    The record is kept incrementally: each event of the log is checked against the privacy
+    gate and rendered as a record line once, when the party first reads past it, not again
+    on every call (the log only grows). A log that is not the one read so far (a resumed
+    run) is read again from the start.
+    """
 
     def __init__(
         self,
@@ -106,6 +138,13 @@ class PartyPrompter:
         self.card = loaded.cards[party]
         self.templates = templates
         self.system = self._system()
+        self._read = 0  # how many events of the log have been read
+        self._tail: dict[str, Any] | None = None  # the last of them: is it still the same log?
+        self._rounds: list[int] = []  # round of each visible event, in log order
+        self._lines: list[str] = []  # record line of each visible event
+        self._visible: list[dict[str, Any]] = []  # the visible events themselves
+        self._sorted = True  # rounds never go down along the log (so bisect finds the window)
+        self._digest: tuple[int, str | None] = (0, None)  # (events summarised, summary line)
 
     def _system(self) -> str:
         s = self.loaded.scenario
@@ -138,14 +177,39 @@ class PartyPrompter:
             scores_json=quote(private),
         )
 
+    def _catch_up(self, events: list[dict[str, Any]]) -> None:
+        """Read the events added to the log since the last call."""
+        start = self._read
+        if start > len(events) or (start and events[start - 1] is not self._tail):
+            start = 0  # not the log read so far: read it again from the start
+            self._rounds, self._lines, self._visible = [], [], []
+            self._sorted, self._digest = True, (0, None)
+        for event in events[start:]:
+            if visible(event, self.party):
+                if self._rounds and event["round"] < self._rounds[-1]:
+                    self._sorted = False
+                self._rounds.append(event["round"])
+                self._lines.append(quote(record_entry(event)) + "\n")
+                self._visible.append(event)
+        self._read = len(events)
+        self._tail = events[-1] if events else None
+
     def record(self, events: list[dict[str, Any]], round_no: int = 0) -> str:
-        mine = [e for e in events if visible(e, self.party)]
-        older, recent = split(mine, self.policy, round_no)
-        lines = [quote(record_entry(e)) for e in recent]
-        digest = summary(self.party, older)
-        if digest is not None:
-            lines.insert(0, quote(digest))
-        return "<record>\n" + "".join(line + "\n" for line in lines) + "</record>\n"
+        self._catch_up(events)
+        if self.policy.window is None:
+            return "<record>\n" + "".join(self._lines) + "</record>\n"
+        if not self._sorted:  # cannot happen in a session; kept exact all the same
+            older, recent = split(self._visible, self.policy, round_no)
+            digest = summary(self.party, older)
+            lines = [quote(record_entry(e)) + "\n" for e in recent]
+            head = "" if digest is None else quote(digest) + "\n"
+            return "<record>\n" + head + "".join(lines) + "</record>\n"
+        cut = bisect_left(self._rounds, round_no - self.policy.window + 1)
+        if self._digest[0] != cut:
+            digest = summary(self.party, self._visible[:cut])
+            self._digest = (cut, None if digest is None else quote(digest) + "\n")
+        head = self._digest[1] or ""
+        return "<record>\n" + head + "".join(self._lines[cut:]) + "</record>\n"
 
     def _turn(self, task: str, round_no: int, standing: dict[str, Any] | None) -> str:
         s = self.loaded.scenario

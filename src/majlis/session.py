@@ -277,6 +277,10 @@ async def run_session(
                     max_tokens=c.max_tokens,
                     seed=c.seed,
                     structured=c.structured,
+                    timeout=c.timeout,
+                    max_retries=c.max_retries,
+                    output_retries=c.output_retries,
+                    concurrency=c.concurrency,
                     played_by="human" if c.model == HUMAN else "model",
                 )
                 for p, c in prepared.configs.items()
@@ -329,8 +333,12 @@ async def resume_session(
             temperature=m.temperature,
             max_tokens=m.max_tokens,
             seed=m.seed,
-            structured=m.structured,
-        )  # type: ignore[arg-type]
+            structured=m.structured,  # type: ignore[arg-type]
+            timeout=m.timeout,
+            max_retries=m.max_retries,
+            output_retries=m.output_retries,
+            concurrency=m.concurrency,
+        )
         for p, m in manifest.parties.items()
     }
     prepared = _Prepared(
@@ -364,6 +372,12 @@ async def _drive(
     deps = prepared.deps()
     try:
         async with AsyncSqliteSaver.from_conn_string(str(rd.checkpoint_path)) as saver:
+            # The saver keeps its database in WAL mode; there, synchronous=NORMAL commits a
+            # step without an fsync (the WAL is synced at its own checkpoints). A killed
+            # process loses no committed step; a power cut may lose the last few, which a
+            # resume then replays. It takes an fsync off the path of every step.
+            await saver.setup()
+            await saver.conn.execute("PRAGMA synchronous=NORMAL")
             graph = build_graph(saver)
             inp: Any = initial_state()
             if not fresh:
@@ -401,6 +415,7 @@ async def _drive(
                     raise RunError(f"run {rd.run_id} waits for a person to play {asked['party']}")
                 inp = Command(resume=await asyncio.to_thread(ask_human, asked))
             final = (await graph.aget_state(config)).values
+        rd.sync_events()
     except BaseException as exc:
         reason = (
             "interrupted"

@@ -1,0 +1,273 @@
+"""Run majlis's benchmarks, print a table of the figures and write them to results.json.
+
+    python -m benchmarks                  # overhead, scaling (1/10/100/500), context, caching
+    python -m benchmarks --quick          # fewer repeats, scaling up to 100 sessions
+    python -m benchmarks --embedded       # also the embedded model (minutes)
+    python -m benchmarks --only caching,context
+    python -m benchmarks --what-if        # with two proposed out-of-scope fixes (see whatif.py)
+
+Run it from the repository root with the virtualenv active. Timings depend on the machine
+and on whatever else it is doing: the load average at the start and the end is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .common import REPO, machine
+
+ALL = ("overhead", "scaling", "context", "caching", "embedded")
+DEFAULT = ("overhead", "scaling", "context", "caching")
+
+
+def run_one(name: str, quick: bool) -> dict[str, Any]:
+    if name == "overhead":
+        from . import overhead
+
+        return overhead.run(quick)
+    if name == "scaling":
+        from . import scaling
+
+        return scaling.run(quick)
+    if name == "context":
+        from . import context_growth
+
+        return context_growth.run(quick)
+    if name == "caching":
+        from . import caching
+
+        return caching.run(quick)
+    if name == "embedded":
+        from . import embedded_model
+
+        return embedded_model.run(quick)
+    raise ValueError(name)
+
+
+def _mark(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "MISSED")
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(benchmark, figure, value, goal and verdict) for the table."""
+    out: list[tuple[str, str, str, str]] = []
+    o = results.get("overhead")
+    if o:
+        m, g = o["marginal"], o["goals"]
+        lat = f"{o['latency_s'] * 1000:.0f} ms"
+        out += [
+            (
+                "overhead",
+                f"session wall / bare replay ({o['rounds']} rounds, {lat} latency)",
+                f"{o['harness_wall_s']:.2f} s / {o['bare_wall_s']:.2f} s = {o['wall_ratio']:.3f}x",
+                f"<= 1.05x: {_mark(g['wall_ratio<=1.05'])}",
+            ),
+            ("overhead", "  steady state (set-up excluded)", f"{m['steady_wall_ratio']:.3f}x", ""),
+            (
+                "overhead",
+                "harness CPU per move, all in (per call)",
+                f"{o['harness_cpu_ms_per_move']:.2f} ms ({o['harness_cpu_ms_per_call']:.2f} ms)",
+                f"<= 5 ms: {_mark(g['cpu_ms_per_move<=5'])}",
+            ),
+            (
+                "overhead",
+                "  marginal per move (per call)",
+                f"{m['harness_cpu_ms_per_move']:.2f} ms ({m['harness_cpu_ms_per_call']:.2f} ms)",
+                f"<= 5 ms: {_mark(g['marginal_cpu_ms_per_move<=5'])}",
+            ),
+            (
+                "overhead",
+                "  fixed per session: CPU, wall",
+                f"{m['harness_cpu_fixed_s'] * 1000:.0f} ms, {m['extra_wall_fixed_s'] * 1000:.0f} ms",
+                "",
+            ),
+        ]
+    s = results.get("scaling")
+    if s:
+        for r in s["rows"]:
+            goal = ""
+            if r["sessions"] == 100:
+                goal = f">= 0.9: {_mark(s['goals']['efficiency@100>=0.9'])}"
+            out.append(
+                (
+                    "scaling",
+                    f"{r['sessions']:>3} sessions x {s['rounds']} rounds, "
+                    f"{s['latency_s'] * 1000:.0f} ms latency",
+                    f"{r['sessions_per_s']:.2f} sessions/s ({r['calls_per_s']:.0f} calls/s), "
+                    f"{r['efficiency']:.2f} of ideal (bare SDK {r['bare_efficiency']:.2f}), "
+                    f"{r['mb_per_session']:.1f} MB/session",
+                    goal,
+                )
+            )
+    c = results.get("context")
+    if c:
+        full, win, g = c["full"], c["window:2"], c["goals"]
+        out += [
+            (
+                "context",
+                "move prompt, round 3 -> 12, full (chars/4)",
+                f"{full['prompt_tokens_by_round']['3']} -> "
+                f"{full['prompt_tokens_by_round'].get(str(c['rounds']), '?')} "
+                f"({full['round12_over_round3']}x)",
+                "",
+            ),
+            (
+                "context",
+                "move prompt, round 3 -> 12, window:2 (chars/4)",
+                f"{win['prompt_tokens_by_round']['3']} -> "
+                f"{win['prompt_tokens_by_round'].get(str(c['rounds']), '?')} "
+                f"({win['round12_over_round3']}x)",
+                f"<= 1.5x: {_mark(g['window_round12<=1.5x_round3'])}",
+            ),
+            (
+                "context",
+                "window:2 keeps the facts a party needs",
+                "yes" if g["window_keeps_facts"] else "no",
+                f"all: {_mark(g['window_keeps_facts'])}",
+            ),
+        ]
+        if c.get("tokenizer"):
+            out.append(
+                (
+                    "context",
+                    "  same in SmolLM2 tokens: full, window:2",
+                    f"{full['smollm2_round12_over_round3']}x, "
+                    f"{win['smollm2_round12_over_round3']}x",
+                    "",
+                )
+            )
+    k = results.get("caching")
+    if k:
+        full, g = k["full"], k["goals"]
+        last = list(full["mean_share_by_round"].values())[-1]
+        out += [
+            (
+                "caching",
+                "full: prompt share that prefixes the party's last",
+                f"{full['mean_share']:.3f} mean, {full['min_share']:.3f} min, {last:.3f} last round",
+                f">= 0.9: {_mark(g['full_mean_prefix_share>=0.9'])}",
+            ),
+            (
+                "caching",
+                "  most any prefix cache could reuse",
+                f"{full['mean_reusable_share']:.3f} (all of the last prompt's record reused "
+                f"in {full['calls_reusing_all_of_previous_record']:.0%} of calls)",
+                "",
+            ),
+            (
+                "caching",
+                "window:2: prefix share",
+                f"{k['window:2']['mean_share']:.3f} mean",
+                "",
+            ),
+            (
+                "caching",
+                "server's cached_tokens in events and outcome",
+                f"{full['cached_tokens_in_events']} of {full['cached_tokens_reported_by_server']}",
+                f"recorded: {_mark(g['transcript_carries_cached_tokens'])}",
+            ),
+        ]
+    e = results.get("embedded")
+    if e:
+        se, b = e["session"], e["bare"]
+        out += [
+            (
+                "embedded",
+                "tokens/s, 1-round session vs bare llama.cpp",
+                f"{se['tokens_per_s_end_to_end']:.1f} vs {b['tokens_per_s']:.1f} "
+                f"= {e['ratio_end_to_end']:.3f}x",
+                f">= 0.9x: {_mark(e['goals']['tokens_per_s>=0.9x_bare'])}",
+            ),
+            (
+                "embedded",
+                "  generation alone (inside the server)",
+                f"{se['tokens_per_s_generating']:.1f} tokens/s = {e['ratio_generating']:.3f}x",
+                "",
+            ),
+        ]
+        t = e.get("three_round_session")
+        if t:
+            out.append(
+                (
+                    "embedded",
+                    "six parties, three rounds: wall time",
+                    f"{t['wall_s']:.0f} s ({t['calls']} calls, {t['completion_tokens']} tokens out)",
+                    "",
+                )
+            )
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    data = rows(results)
+    if not data:
+        return "(no results)"
+    heads = ("benchmark", "figure", "value", "goal")
+    widths = [max(len(h), *(len(r[i]) for r in data)) for i, h in enumerate(heads)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [line.format(*heads), line.format(*("-" * w for w in widths))]
+    out += [line.format(*r) for r in data]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats; scaling up to 100")
+    ap.add_argument("--embedded", action="store_true", help="also the embedded model (minutes)")
+    ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(ALL)}")
+    ap.add_argument("--what-if", action="store_true", help="with the fixes proposed in whatif.py")
+    ap.add_argument("--out", type=Path, help="JSON file (default benchmarks/results.json)")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",")] if args.only else list(DEFAULT)
+    if args.embedded and "embedded" not in names:
+        names.append("embedded")
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        ap.error(f"unknown benchmark {unknown[0]!r} (known: {', '.join(ALL)})")
+    patches: list[str] = []
+    if args.what_if:
+        from . import whatif
+
+        patches = whatif.apply()
+    default_out = "results-what-if.json" if args.what_if else "results.json"
+    out_path = args.out or REPO / "benchmarks" / default_out
+    started = time.time()
+    report: dict[str, Any] = {
+        "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "what_if": patches or None,
+        "machine": machine(),
+        "note": "Wall and CPU times depend on the machine and on its other load; compare "
+        "figures from one run, and read the load averages.",
+        "results": {},
+    }
+    for name in names:
+        print(f"== {name} ...", flush=True)
+        t0 = time.perf_counter()
+        report["results"][name] = run_one(name, args.quick)
+        print(f"   done in {time.perf_counter() - t0:.0f} s", flush=True)
+    report["duration_s"] = round(time.time() - started, 1)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    m = report["machine"]
+    print()
+    print(
+        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}; load average "
+        f"{m['load_average_at_start']} at start, {report['load_average_at_end']} at end"
+        + (f"; what-if: {', '.join(patches)}" if patches else "")
+    )
+    print(table(report["results"]))
+    print(f"\nwritten to {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

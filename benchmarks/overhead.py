@@ -1,0 +1,170 @@
+"""Benchmark 1, overhead: one session against the floor of the same model calls made bare.
+
+The server (its own process) answers every call with a canned reply after a fixed latency.
+The harness runs a whole session through the openai SDK (setup, checkpoints, transcript and
+all). The bare replay then sends exactly the requests the server recorded from that session,
+straight through the openai SDK, in the session's dependency structure: moves one after
+another, each round's six votes at once. Its wall time is the floor; its CPU time is the
+SDK's and httpx's share, which the harness's CPU time is measured against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from majlis.client import ModelConfig
+from majlis.session import RunOptions, run_session
+
+from .common import REPO, Clock, ServerProcess, median, server_process, turn_of
+
+GOAL_RATIO = 1.05
+GOAL_CPU_MS = 5.0
+
+
+def stages(bodies: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The session's dependency structure: each move alone, consecutive votes together."""
+    out: list[list[dict[str, Any]]] = []
+    for body in bodies:
+        vote = turn_of(body)["task"] == "vote"
+        if vote and out and turn_of(out[-1][0])["task"] == "vote":
+            out[-1].append(body)
+        else:
+            out.append([body])
+    return out
+
+
+async def harness(base_url: str, runs_root: Path, rounds: int | None, context: str) -> Clock:
+    opts = RunOptions(
+        model=ModelConfig(model="canned", base_url=base_url),
+        home=REPO,
+        runs_root=runs_root,
+        rounds=rounds,
+        context=context,
+        command=["python", "-m", "benchmarks"],
+    )
+    with Clock() as clock:
+        result = await run_session(opts)
+    assert result.manifest.status == "complete" and result.outcome.failed_turns == 0
+    return clock
+
+
+async def bare(
+    base_url: str, plan: list[list[dict[str, Any]]], client: openai.AsyncOpenAI | None = None
+) -> Clock:
+    """The requests sent straight through the SDK: a client of its own unless given one."""
+    with Clock() as clock:
+        own = client is None
+        if client is None:
+            client = openai.AsyncOpenAI(base_url=base_url, api_key="not-needed", max_retries=0)
+        create = client.chat.completions.create
+        for stage in plan:
+            if len(stage) == 1:
+                await create(**stage[0])
+            else:
+                await asyncio.gather(*(create(**body) for body in stage))
+        if own:
+            await client.close()
+    return clock
+
+
+async def one_pair(
+    srv: ServerProcess, runs_root: Path, rounds: int | None, context: str
+) -> dict[str, Any]:
+    """One harness session, then the bare replay of exactly the requests it made."""
+    srv.record(True)
+    h = await harness(srv.base_url, runs_root, rounds, context)
+    plan = stages(srv.requests())
+    srv.record(False)
+    b = await bare(srv.base_url, plan)
+    return {
+        "h_wall": h.wall,
+        "h_cpu": h.cpu,
+        "b_wall": b.wall,
+        "b_cpu": b.cpu,
+        "calls": sum(len(s) for s in plan),
+        "moves": sum(1 for s in plan for body in s if turn_of(body)["task"] == "move"),
+        "stages": len(plan),
+        "rounds": max(turn_of(s[0])["round"] for s in plan),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    first = runs[0]
+    extra_cpu = median([r["h_cpu"] - r["b_cpu"] for r in runs])
+    return {
+        "rounds": first["rounds"],
+        "calls": first["calls"],
+        "moves": first["moves"],
+        "sequential_stages": first["stages"],
+        "harness_wall_s": round(median([r["h_wall"] for r in runs]), 3),
+        "bare_wall_s": round(median([r["b_wall"] for r in runs]), 3),
+        "wall_ratio": round(median([r["h_wall"] / r["b_wall"] for r in runs]), 3),
+        "harness_cpu_s": round(median([r["h_cpu"] for r in runs]), 3),
+        "bare_cpu_s": round(median([r["b_cpu"] for r in runs]), 3),
+        "extra_cpu_s": round(extra_cpu, 3),
+        "extra_wall_s": round(median([r["h_wall"] - r["b_wall"] for r in runs]), 3),
+        "harness_cpu_ms_per_call": round(extra_cpu / first["calls"] * 1000, 2),
+        "harness_cpu_ms_per_move": round(extra_cpu / first["moves"] * 1000, 2),
+    }
+
+
+async def measure(
+    srv: ServerProcess, runs_root: Path, short: int, repeats: int, context: str = "full"
+) -> dict[str, Any]:
+    """Whole sessions of the scenario's length, and short ones of `short` rounds: the
+    difference splits the harness's cost into a fixed part per session (set-up) and a
+    marginal part per call."""
+    await one_pair(srv, runs_root, None, context)  # warm-up, not counted
+    full: list[dict[str, Any]] = []
+    brief: list[dict[str, Any]] = []
+    for _ in range(repeats):
+        full.append(await one_pair(srv, runs_root, None, context))
+        brief.append(await one_pair(srv, runs_root, short, context))
+    out = summarise(full)
+    small = summarise(brief)
+    d_calls = out["calls"] - small["calls"]
+    d_stages = out["sequential_stages"] - small["sequential_stages"]
+    per_call = (out["extra_cpu_s"] - small["extra_cpu_s"]) / d_calls
+    per_stage_wall = (out["extra_wall_s"] - small["extra_wall_s"]) / d_stages
+    out["short_session"] = small
+    out["marginal"] = {
+        "harness_cpu_ms_per_call": round(per_call * 1000, 2),
+        "harness_cpu_ms_per_move": round(per_call * out["calls"] / out["moves"] * 1000, 2),
+        "harness_cpu_fixed_s": round(out["extra_cpu_s"] - per_call * out["calls"], 3),
+        "extra_wall_ms_per_stage": round(per_stage_wall * 1000, 2),
+        "extra_wall_fixed_s": round(
+            out["extra_wall_s"] - per_stage_wall * out["sequential_stages"], 3
+        ),
+        "steady_wall_ratio": round(
+            1 + per_stage_wall * out["sequential_stages"] / out["bare_wall_s"], 3
+        ),
+    }
+    out["repeats"] = repeats
+    out["runs"] = [
+        {k: round(v, 4) for k, v in r.items() if k.startswith(("h_", "b_"))} for r in full
+    ]
+    return out
+
+
+def run(quick: bool, latency: float = 0.05) -> dict[str, Any]:
+    repeats = 2 if quick else 5
+    with server_process(latency) as srv, tempfile.TemporaryDirectory() as tmp:
+        out = asyncio.run(measure(srv, Path(tmp), 2, repeats))
+    out["latency_s"] = latency
+    out["goals"] = {
+        "wall_ratio<=1.05": out["wall_ratio"] <= GOAL_RATIO,
+        "cpu_ms_per_move<=5": out["harness_cpu_ms_per_move"] <= GOAL_CPU_MS,
+        "marginal_cpu_ms_per_move<=5": out["marginal"]["harness_cpu_ms_per_move"] <= GOAL_CPU_MS,
+    }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(quick=True), indent=2))

@@ -1,0 +1,135 @@
+"""Benchmark 2, scaling: N sessions at once, as `majlis sweep` runs them, against N x one.
+
+The server (its own process) answers after a fixed latency (200 ms) with a canned reply.
+N sessions run through `majlis.sweep.run_sweep` (separate graph threads, one asyncio loop,
+one response-cache-free sweep), each with fewer rounds than the scenario's six to keep the
+run short. Throughput is sessions per second; the ideal is N times the one-session rate.
+Memory per session is the growth of this process's peak RSS during the sweep, over N.
+
+For comparison, the same N run as bare replays (the recorded requests of one session sent
+straight through one shared openai SDK client in the same dependency structure) show what
+the SDK, the server and the machine can do at that N without the harness: the ceiling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from majlis.client import ModelConfig
+from majlis.sweep import Experiment, ModelSetup, run_sweep
+
+from .common import REPO, ServerProcess, rss_mb, server_process
+from .overhead import bare, harness, stages
+
+GOAL_EFFICIENCY = 0.9
+LATENCY = 0.2
+
+
+class PeakRss:
+    """Samples this process's RSS while a block runs; `peak` is the highest seen."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.every = every
+        self.peak = 0.0
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_mb())
+            await asyncio.sleep(self.every)
+
+    async def __aenter__(self) -> PeakRss:
+        self.before = rss_mb()
+        self.peak = self.before
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+        self.peak = max(self.peak, rss_mb())
+
+
+async def sweep(srv: ServerProcess, n: int, rounds: int, folder: Path) -> dict[str, Any]:
+    cfg = ModelConfig(model="canned", base_url=srv.base_url, concurrency=6 * n + 6)
+    exp = Experiment(
+        name=f"scale-{n}",
+        seeds=n,
+        models=[ModelSetup(name="canned", default=cfg)],
+        rounds=rounds,
+        concurrency=n,
+    )
+    calls0 = srv.stats()["calls"]
+    async with PeakRss() as mem:
+        t0 = time.perf_counter()
+        result = await run_sweep(exp, folder, home=REPO)
+        wall = time.perf_counter() - t0
+    calls = srv.stats()["calls"] - calls0
+    if result.failed:
+        raise RuntimeError(
+            f"{len(result.failed)} sessions failed: {next(iter(result.failed.values()))}"
+        )
+    return {
+        "sessions": n,
+        "wall_s": round(wall, 3),
+        "calls": calls,
+        "sessions_per_s": round(n / wall, 3),
+        "calls_per_s": round(calls / wall, 1),
+        "rss_growth_mb": round(mem.peak - mem.before, 1),
+        "mb_per_session": round((mem.peak - mem.before) / n, 2),
+    }
+
+
+async def bare_many(srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]]) -> float:
+    """N replays at once through one shared client: the most the SDK does on this machine."""
+    t0 = time.perf_counter()
+    client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="not-needed", max_retries=0)
+    await asyncio.gather(*(bare(srv.base_url, plan, client) for _ in range(n)))
+    await client.close()
+    return time.perf_counter() - t0
+
+
+async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) -> dict[str, Any]:
+    # warm-up and one session's requests, for the bare replays
+    srv.record(True)
+    await harness(srv.base_url, tmp / "warm", rounds, "full")
+    plan = stages(srv.requests())
+    srv.record(False)
+    rows = []
+    one_rate = one_bare = None
+    for n in sizes:
+        row = await sweep(srv, n, rounds, tmp / f"sweep-{n}")
+        b_wall = await bare_many(srv, n, plan)
+        one_rate = one_rate or row["sessions_per_s"]
+        one_bare = one_bare or n / b_wall
+        row["ideal_sessions_per_s"] = round(n * one_rate, 3)
+        row["efficiency"] = round(row["sessions_per_s"] / (n * one_rate), 3)
+        row["bare_wall_s"] = round(b_wall, 3)
+        row["bare_efficiency"] = round((n / b_wall) / (n * one_bare), 3)
+        rows.append(row)
+        print(f"  scaling: {row}", flush=True)
+    return {"rounds": rounds, "latency_s": LATENCY, "rows": rows}
+
+
+def run(quick: bool, sizes: list[int] | None = None, rounds: int = 3) -> dict[str, Any]:
+    sizes = sizes or ([1, 10, 100] if quick else [1, 10, 100, 500])
+    sizes = [1, *(n for n in sizes if n != 1)]  # the one-session rate comes first
+    with server_process(LATENCY) as srv, tempfile.TemporaryDirectory() as tmp:
+        out = asyncio.run(measure(srv, sizes, rounds, Path(tmp)))
+    at100 = next((r for r in out["rows"] if r["sessions"] == 100), None)
+    out["goals"] = {
+        "efficiency@100>=0.9": None if at100 is None else at100["efficiency"] >= GOAL_EFFICIENCY
+    }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    ns = [int(x) for x in sys.argv[1:]] or [1, 10]
+    print(json.dumps(run(quick=True, sizes=ns), indent=2))

@@ -1,0 +1,95 @@
+"""The benchmark's model server: majlis's loopback server, run in a process of its own.
+
+    python -m benchmarks.server --latency 0.05 [--responder canned|caching]
+
+It prints one JSON line ({"base_url": ..., "pid": ...}) once it listens, serves until its
+stdin closes, then stops. Run apart from the harness so its CPU does not count against it.
+
+Besides the OpenAI-compatible routes it answers three of its own:
+  POST /bench/record?on=1   start (or with on=0 stop) keeping request bodies; clears them
+  GET  /bench/requests      the kept request bodies, in arrival order
+  GET  /bench/stats         {"calls": requests served, "cpu_s": this process's CPU time}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from majlis.loopback import LoopbackServer
+
+from .responders import CannedResponder, PrefixCachingResponder
+
+
+class Requests(list):
+    """The server's request log: counts every request, keeps bodies only while recording."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keep = False
+        self.count = 0
+
+    def append(self, body: Any) -> None:
+        self.count += 1
+        if self.keep:
+            super().append(body)
+
+
+@dataclass
+class BenchServer(LoopbackServer):
+    requests: list[dict[str, Any]] = field(default_factory=Requests)
+
+    def app(self) -> Starlette:
+        base = super().app()
+        return Starlette(
+            routes=[
+                *base.routes,
+                Route("/bench/record", self._record, methods=["POST"]),
+                Route("/bench/requests", self._requests, methods=["GET"]),
+                Route("/bench/stats", self._stats, methods=["GET"]),
+            ]
+        )
+
+    async def _record(self, request: Request) -> JSONResponse:
+        log = self.requests
+        assert isinstance(log, Requests)
+        log.keep = request.query_params.get("on", "1") == "1"
+        log.clear()
+        return JSONResponse({"recording": log.keep})
+
+    async def _requests(self, request: Request) -> JSONResponse:
+        return JSONResponse(list(self.requests))
+
+    async def _stats(self, request: Request) -> JSONResponse:
+        log = self.requests
+        assert isinstance(log, Requests)
+        return JSONResponse({"calls": log.count, "cpu_s": time.process_time()})
+
+
+RESPONDERS = {"canned": CannedResponder, "caching": PrefixCachingResponder}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.server")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds added to every call")
+    ap.add_argument("--responder", choices=sorted(RESPONDERS), default="canned")
+    args = ap.parse_args(argv)
+    server = BenchServer(RESPONDERS[args.responder](), latency=args.latency).start()
+    print(json.dumps({"base_url": server.base_url}), flush=True)
+    try:
+        sys.stdin.read()  # serve until the parent closes our stdin (or dies)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
