@@ -230,9 +230,6 @@ CASES = [
         RUN,
         ("kurds.md.j2", "utf-8"),
         prepare=_copy("kurds_persona_latin1.md.j2", "prompts/personas/kurds.md.j2"),
-        gap="a template that is not UTF-8 escapes as a UnicodeDecodeError traceback: "
-        "prompting.Templates.render should catch UnicodeDecodeError (and OSError) like "
-        "scenario.read_yaml does",
     ),
     Case("unknown-variant", (*RUN, "--variant", "nope"), ("unknown variant 'nope'",)),
     Case(
@@ -253,9 +250,6 @@ CASES = [
         ("run", "--model", "scripted", "--home", "{home}", "--out", "{tmp}/runs-file"),
         ("runs-file", "not a folder"),
         prepare=_file_as_runs,
-        gap="a file where the runs folder should be is reported as '<file>/<run-id> already "
-        "exists': recorder.RunDir.create should check runs_root.is_dir() after mkdir and say "
-        "'is not a folder'",
     ),
     Case(
         "runs-folder-under-a-file",

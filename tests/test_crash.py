@@ -56,22 +56,10 @@ def outcome_of(run: Path) -> dict[str, Any]:
     return outcome
 
 
-DUPLICATES = (
-    "session._drive rewrites events.jsonl on resume from graph.aget_state(), whose values "
-    "already include the saved writes of a step that was cut before its checkpoint; "
-    "astream then replays those writes as an update and _drive appends them again, so the "
-    "step's events are duplicated. Fix in session._drive: keep `written` = the number of "
-    "events in events.jsonl (len of what rewrite_events wrote, 0 when fresh; likewise after "
-    "the BudgetExceeded rewrite) and append only events with seq >= written, then set "
-    "written = new[-1]['seq'] + 1."
-)
-
-
 class SimulatedKill(Exception):
     """Stands for SIGKILL arriving after a step's writes are saved, before its checkpoint."""
 
 
-@pytest.mark.xfail(strict=True, reason=DUPLICATES)
 @pytest.mark.parametrize("step", [3, 9, 19])  # a turn, a vote, the end node (2 rounds)
 async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeats_nothing(
     step: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -103,11 +91,6 @@ async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeat
     assert stable(events) == stable(ref)
 
 
-@pytest.mark.xfail(
-    strict=False,  # it fails only when a kill lands in that window: a timing matter
-    reason="flaky until the duplicate-events fix lands (see the test above); then remove "
-    "this marker. " + DUPLICATES,
-)
 def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

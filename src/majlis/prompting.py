@@ -90,6 +90,8 @@ class Templates:
             raise ScenarioError(
                 self.path_of(name), None, f"unknown template variable: {exc.message}"
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(self.path_of(name), None, f"cannot read: {exc}") from None
         if name not in self.used:  # hashed once per session, on first use
             self.used[name] = hashlib.sha256(self.path_of(name).read_bytes()).hexdigest()
         return text
@@ -102,9 +104,22 @@ def visible(event: dict[str, Any], party: str) -> bool:
 
 
 def quote(obj: dict[str, Any]) -> str:
-    """One compact JSON line whose angle brackets and ampersands are escaped."""
+    """One compact JSON line whose angle brackets, ampersands and line separators are escaped."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.translate(_ESCAPES)
+
+
+# `<` `>` `&` could pose as tags; U+2028, U+2029 and U+0085 end a line for str.splitlines().
+_ESCAPES = str.maketrans(
+    {
+        "<": "\\u003c",
+        ">": "\\u003e",
+        "&": "\\u0026",
+        "\u2028": "\\u2028",
+        "\u2029": "\\u2029",
+        "\x85": "\\u0085",
+    }
+)
 
 
 def record_entry(event: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,8 @@ class RunDir:
             path = runs_root / run_id
             path.mkdir()
         except FileExistsError:
+            if not runs_root.is_dir():
+                raise RunError(f"the runs folder {runs_root} is not a folder") from None
             raise RunError(f"{runs_root / run_id} already exists") from None
         except OSError as exc:
             raise RunError(f"cannot write the runs folder {runs_root}: {exc.strerror}") from None

@@ -380,13 +380,16 @@ async def _drive(
             await saver.conn.execute("PRAGMA synchronous=NORMAL")
             graph = build_graph(saver)
             inp: Any = initial_state()
+            # events.jsonl holds seq 0..written-1. On resume the checkpoint may already hold
+            # the writes of a step cut before its checkpoint, which the stream replays: an
+            # event is appended only if the file does not hold it yet.
+            written = 0
             if not fresh:
                 snap = await graph.aget_state(config)
-                if snap.values:
-                    rd.rewrite_events(snap.values.get("events", []))
-                    inp = None
-                else:
-                    rd.rewrite_events([])
+                events = snap.values.get("events", []) if snap.values else []
+                rd.rewrite_events(events)
+                written = len(events)
+                inp = None if snap.values else inp
             while True:  # one pass per stretch between a person's moves
                 asked = None
                 try:
@@ -398,13 +401,17 @@ async def _drive(
                             continue
                         for delta in update.values():
                             new = delta.get("events") if isinstance(delta, dict) else None
+                            new = [e for e in new or [] if e["seq"] >= written]
                             if new:
                                 rd.append_events(new)
+                                written = new[-1]["seq"] + 1
                                 for event in new:
                                     if sink:
                                         sink(event)
                 except BudgetExceeded as exc:  # end cleanly: the graph's own end node records it
-                    rd.rewrite_events((await graph.aget_state(config)).values.get("events", []))
+                    events = (await graph.aget_state(config)).values.get("events", [])
+                    rd.rewrite_events(events)
+                    written = len(events)
                     stop = {"done": True, "stopped": str(exc)}
                     await graph.aupdate_state(config, stop, as_node="adjudicate")
                     inp = None
