@@ -5,6 +5,7 @@
     python -m benchmarks --embedded       # also the embedded model (minutes)
     python -m benchmarks --only caching,context
     python -m benchmarks --what-if        # with two proposed out-of-scope fixes (see whatif.py)
+    python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
 and on whatever else it is doing: the load average at the start and the end is recorded.
@@ -28,6 +29,11 @@ DEFAULT = ("overhead", "scaling", "context", "caching")
 
 
 def run_one(name: str, quick: bool) -> dict[str, Any]:
+    """One benchmark's results, as they read back from JSON (keys are strings)."""
+    return json.loads(json.dumps(_run_one(name, quick)))
+
+
+def _run_one(name: str, quick: bool) -> dict[str, Any]:
     if name == "overhead":
         from . import overhead
 
@@ -224,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(ALL)}")
     ap.add_argument("--what-if", action="store_true", help="with the fixes proposed in whatif.py")
     ap.add_argument("--out", type=Path, help="JSON file (default benchmarks/results.json)")
+    ap.add_argument("--table", type=Path, metavar="JSON", help="print the table of a results file")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text(encoding="utf-8"))["results"]))
+        return 0
     names = [n.strip() for n in args.only.split(",")] if args.only else list(DEFAULT)
     if args.embedded and "embedded" not in names:
         names.append("embedded")
