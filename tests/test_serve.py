@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from conftest import chromium
 
 from majlis.annotations import read_annotations
 from majlis.client import ModelConfig
@@ -32,16 +33,6 @@ from majlis.session import RunOptions, run_session
 from majlis.viewer import render_html
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 OLD = "2020-01-02T03:04:05+00:00"  # the older run's creation time, so the order is known
 
 
@@ -244,18 +235,8 @@ def test_served_csp_adds_only_connect_self_and_the_file_stays_offline(tmp_path: 
 def browser(runs: list[Path]) -> Iterator[Any]:
     """Function-scoped and after `runs`: Playwright's sync API holds the thread's event loop,
     so the runs (made on pytest-asyncio's loop) must exist before it starts."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (these tests never skip)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: pip install playwright")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_tags_round_trip_through_the_browser(

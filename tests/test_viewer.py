@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import chromium
 
 from majlis import scripted
 from majlis.client import ModelConfig
@@ -27,16 +28,6 @@ from majlis.session import RunOptions, run_session
 from majlis.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 TARGET = "tehran"  # whose first public message carries the payload
 BROKEN = "militias"  # whose round-2 move never parses: a failed turn
@@ -244,18 +235,8 @@ def test_write_html_is_atomic_and_defaults_beside_the_run(run_dir: Path, tmp_pat
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (these tests never skip)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: pip install playwright")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 class Page:
