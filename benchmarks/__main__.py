@@ -14,6 +14,7 @@ and on whatever else it is doing: the load average at the start and the end is r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -64,6 +65,10 @@ def _mark(ok: bool | None) -> str:
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(benchmark, figure, value, goal and verdict) for the table."""
     out: list[tuple[str, str, str, str]] = []
+    for name, res in results.items():
+        if "error" in res:
+            out.append((name, "failed", "", res["error"][:60]))
+    results = {k: v for k, v in results.items() if "error" not in v}
     o = results.get("overhead")
     if o:
         m, g = o["marginal"], o["goals"]
@@ -90,6 +95,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ),
             (
                 "overhead",
+                "  in process, no HTTP: per move (per call), fixed",
+                f"{o['in_process']['cpu_ms_per_move']:.2f} ms "
+                f"({o['in_process']['cpu_ms_per_call']:.2f} ms), "
+                f"{o['in_process']['cpu_fixed_s'] * 1000:.0f} ms",
+                f"<= 5 ms: {_mark(g['in_process_cpu_ms_per_move<=5'])}",
+            ),
+            (
+                "overhead",
                 "  fixed per session: CPU, wall",
                 f"{m['harness_cpu_fixed_s'] * 1000:.0f} ms, {m['extra_wall_fixed_s'] * 1000:.0f} ms",
                 "",
@@ -98,20 +111,24 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     s = results.get("scaling")
     if s:
         for r in s["rows"]:
+            if "efficiency" not in r:
+                out.append(("scaling", f"{r['sessions']:>3} sessions", "failed", r["error"]))
+                continue
             goal = ""
             if r["sessions"] == 100:
                 goal = f">= 0.9: {_mark(s['goals']['efficiency@100>=0.9'])}"
-            out.append(
-                (
-                    "scaling",
-                    f"{r['sessions']:>3} sessions x {s['rounds']} rounds, "
-                    f"{s['latency_s'] * 1000:.0f} ms latency",
-                    f"{r['sessions_per_s']:.2f} sessions/s ({r['calls_per_s']:.0f} calls/s), "
-                    f"{r['efficiency']:.2f} of ideal (bare SDK {r['bare_efficiency']:.2f}), "
-                    f"{r['mb_per_session']:.1f} MB/session",
-                    goal,
-                )
+            value = (
+                f"{r['sessions_per_s']:.2f} sessions/s ({r['calls_per_s']:.0f} calls/s), "
+                f"{r['efficiency']:.2f} of ideal"
             )
+            if "bare_efficiency" in r:
+                value += f" (bare SDK {r['bare_efficiency']:.2f})"
+            if "server_busy" in r:
+                value += f", server CPU {r['server_busy']:.0%}"
+            value += f", {r['mb_per_session']:.1f} MB/session"
+            where = f"{r['sessions']:>3} sessions x {s['rounds']} rounds, "
+            where += f"{s['latency_s'] * 1000:.0f} ms latency"
+            out.append(("scaling", where, value, goal))
     c = results.get("context")
     if c:
         full, win, g = c["full"], c["window:2"], c["goals"]
@@ -259,10 +276,23 @@ def main(argv: list[str] | None = None) -> int:
         "figures from one run, and read the load averages.",
         "results": {},
     }
+    if args.only and out_path.exists():  # a partial run updates the file's other results
+        with contextlib.suppress(ValueError, KeyError):
+            earlier = json.loads(out_path.read_text(encoding="utf-8"))
+            report["results"] = earlier["results"]
+            report["earlier_runs"] = [
+                *earlier.get("earlier_runs", []),
+                {k: earlier.get(k) for k in ("command", "started", "quick", "machine")},
+            ]
     for name in names:
         print(f"== {name} ...", flush=True)
         t0 = time.perf_counter()
-        report["results"][name] = run_one(name, args.quick)
+        try:
+            report["results"][name] = run_one(name, args.quick)
+        except Exception as exc:  # keep the others' figures
+            report["results"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"   {name} failed: {exc}", flush=True)
+        report["results"][name]["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(f"   done in {time.perf_counter() - t0:.0f} s", flush=True)
     report["duration_s"] = round(time.time() - started, 1)
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
