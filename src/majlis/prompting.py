@@ -131,6 +131,23 @@ def record_entry(event: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+class RecordLines:
+    """Record lines shared by a session's prompters. An event reads the same in every record
+    that may show it, so it is quoted once per session, not once per party. Keyed by the
+    event object itself (the log's dicts are shared, never changed once made)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[dict[str, Any], str]] = {}
+
+    def line(self, event: dict[str, Any]) -> str:
+        hit = self._by_id.get(id(event))
+        if hit is not None and hit[0] is event:
+            return hit[1]
+        text = quote(record_entry(event)) + "\n"
+        self._by_id[id(event)] = (event, text)  # holding the event keeps its id unique
+        return text
+
+
 class PartyPrompter:
     """Builds one party's messages; the system prompt is rendered once and never changes.
 
@@ -146,8 +163,10 @@ class PartyPrompter:
         party: str,
         templates: Templates,
         policy: ContextPolicy | None = None,
+        lines: RecordLines | None = None,
     ) -> None:
         self.loaded = loaded
+        self.shared = lines or RecordLines()
         self.party = party
         self.policy = policy or ContextPolicy()
         self.card = loaded.cards[party]
@@ -204,7 +223,7 @@ class PartyPrompter:
                 if self._rounds and event["round"] < self._rounds[-1]:
                     self._sorted = False
                 self._rounds.append(event["round"])
-                self._lines.append(quote(record_entry(event)) + "\n")
+                self._lines.append(self.shared.line(event))
                 self._visible.append(event)
         self._read = len(events)
         self._tail = events[-1] if events else None

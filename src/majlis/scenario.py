@@ -170,8 +170,9 @@ def list_scenarios(root: Path) -> list[str]:
     return sorted(p.parent.name for p in (root / "scenarios").glob("*/scenario.yaml"))
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice (YAML would silently keep the last)."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that refuses a key given twice (YAML would silently keep the last).
+    On libyaml's parser when PyYAML has it: about ten times faster than the pure-Python one."""
 
 
 def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import platform
 import subprocess
@@ -32,7 +33,7 @@ from .errors import BudgetExceeded, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
-from .prompting import PartyPrompter, Templates
+from .prompting import PartyPrompter, RecordLines, Templates
 from .recorder import RunDir, write_json_atomic
 from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
 from .variants import load_variant, variants_dir
@@ -102,8 +103,9 @@ class _Prepared:
         self.loaded = loaded
         self.templates = Templates(loaded.root, variant)
         self.policy = ContextPolicy.parse(context)
+        lines = RecordLines()
         self.prompters = {
-            p: PartyPrompter(loaded, p, self.templates, self.policy)
+            p: PartyPrompter(loaded, p, self.templates, self.policy, lines)
             for p in loaded.scenario.parties
         }
         self._render_every_template()
@@ -192,6 +194,7 @@ def _party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str
     return configs
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in (
@@ -208,6 +211,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def _git_revision(home: Path) -> str | None:
     try:
         rev = subprocess.run(
@@ -285,7 +289,7 @@ async def run_session(
                 )
                 for p, c in prepared.configs.items()
             },
-            versions=_versions(),
+            versions=dict(_versions()),
             git_revision=_git_revision(home),
             command=opts.command,
         )
@@ -393,8 +397,11 @@ async def _drive(
             while True:  # one pass per stretch between a person's moves
                 asked = None
                 try:
+                    # durability="async": a step's checkpoint is written while the next
+                    # step waits on its model call, not before it starts. A kill can lose
+                    # the last step's checkpoint; resume then runs that step again.
                     async for update in graph.astream(
-                        inp, config, context=deps, durability="sync", stream_mode="updates"
+                        inp, config, context=deps, durability="async", stream_mode="updates"
                     ):
                         if "__interrupt__" in update:
                             asked = update["__interrupt__"][0].value
