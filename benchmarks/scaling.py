@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import openai
-
 from majlis.client import ModelConfig
 from majlis.sweep import Experiment, ModelSetup, run_sweep
 
 from .common import REPO, ServerProcess, rss_mb, server_process
-from .overhead import bare, harness, stages
+from .overhead import bare, bare_client, harness, stages
 
 GOAL_EFFICIENCY = 0.9
 LATENCY = 0.2
@@ -92,7 +90,7 @@ async def bare_many(srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]]
     t0 = time.perf_counter()
     # retries as the harness's client has them: at hundreds of connections a pooled one can
     # meet the server's keep-alive timeout, and the SDK then retries the request
-    client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="not-needed", max_retries=5)
+    client = bare_client(srv.base_url, max_retries=5)
     await asyncio.gather(*(bare(srv.base_url, plan, client) for _ in range(n)))
     await client.close()
     return time.perf_counter() - t0

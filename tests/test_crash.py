@@ -64,14 +64,13 @@ class SimulatedKill(Exception):
 async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeats_nothing(
     step: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
+    from majlis.checkpoints import InlineSqliteSaver
     from majlis.client import ModelConfig
     from majlis.session import RunOptions, resume_session, run_session
 
     opts = dict(model=ModelConfig(model="scripted"), home=REPO, rounds=2, seed=SEED)
     reference = await run_session(RunOptions(**opts, runs_root=tmp_path / "ref"))
-    put = AsyncSqliteSaver.aput
+    put = InlineSqliteSaver.aput
     fired: list[int] = []
 
     async def aput(self: Any, config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
@@ -80,7 +79,7 @@ async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeat
             raise SimulatedKill(f"killed before the checkpoint of step {step}")
         return await put(self, config, checkpoint, metadata, versions)
 
-    monkeypatch.setattr(AsyncSqliteSaver, "aput", aput)
+    monkeypatch.setattr(InlineSqliteSaver, "aput", aput)
     with pytest.raises(SimulatedKill):
         await run_session(RunOptions(**opts, runs_root=tmp_path, run_id="cut"))
     assert fired == [step]

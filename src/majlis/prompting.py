@@ -8,6 +8,7 @@ role marker or an instruction block.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from bisect import bisect_left
@@ -46,6 +47,20 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 _COMPILED = _CompiledTemplates()
 
 
+@functools.lru_cache(maxsize=64)
+def _environment(search: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path, shared by the sessions of a process: it keeps its
+    loaded templates, and checks each file's modification time when asked for it again."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(list(search)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        bytecode_cache=_COMPILED,
+        auto_reload=True,
+    )
+
+
 class Templates:
     """Jinja templates from prompts/, overlaid by prompts/variants/NAME/ when a variant is set."""
 
@@ -61,13 +76,7 @@ class Templates:
                 )
             search.insert(0, vdir)
         self.search = search
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(p) for p in search]),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            bytecode_cache=_COMPILED,
-        )
+        self.env = _environment(tuple(str(p) for p in search))
         self.used: dict[str, str] = {}  # template name -> sha256 of the file it was read from
 
     def path_of(self, name: str) -> Path:

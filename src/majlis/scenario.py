@@ -247,11 +247,40 @@ def card_path(root: Path, scenario_file: Path, party: str) -> Path:
     return local if local.exists() else root / "agents" / f"{party}.yaml"
 
 
+def _stamp(path: Path) -> tuple[str, bytes] | None:
+    try:
+        return (str(path), path.read_bytes())
+    except OSError:
+        return None
+
+
+# Scenarios already loaded in this process, by scenario file: what the files read held (the
+# scenario's, then each card's as found now) and the result. A sweep loads the same
+# scenario for every session; reading a few small files to compare costs microseconds,
+# parsing their YAML again milliseconds. A file edited, replaced or shadowed by a card of
+# the scenario's own misses the cache.
+_LOADED: dict[tuple[str, str], tuple[tuple[Any, ...], LoadedScenario]] = {}
+
+
 def load_scenario(
     name_or_path: str = "cornered-in-iraq", root: Path | None = None
 ) -> LoadedScenario:
     root = root or data_root()
     path = scenario_path(root, name_or_path)
+    key = (str(root), str(path))
+    hit = _LOADED.get(key)
+    if hit is not None:
+        stamps, loaded = hit
+        parties = loaded.scenario.parties
+        now = (_stamp(path), *(_stamp(card_path(root, path, p)) for p in parties))
+        if now == stamps and None not in now:
+            return loaded
+    loaded = _load_scenario(path, root)
+    _LOADED[key] = (tuple(_stamp(f) for f in loaded.files), loaded)
+    return loaded
+
+
+def _load_scenario(path: Path, root: Path) -> LoadedScenario:
     scenario = parse_file(path, Scenario)
     _check_scenario(path, scenario)
     cards: dict[str, AgentCard] = {}

@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.types import Command
 from pydantic import ValidationError
 
 from . import rules
 from .budget import Spending
 from .cache import ResponseCache, SampleCounter
+from .checkpoints import open_checkpoints
 from .client import EndpointLimits, ModelClient, ModelConfig, make_client
 from .context import ContextPolicy
 from .errors import BudgetExceeded, RunError, ScenarioError, UserError
@@ -117,6 +117,7 @@ class _Prepared:
         self.configs = configs
         self.server = None
         self.clients: dict[str, ModelClient] = {}
+        self._own_limits = limits is None
         self.limits = limits or EndpointLimits()
         self.cache = cache
         self.counter = SampleCounter()
@@ -158,6 +159,8 @@ class _Prepared:
     async def close(self) -> None:
         for client in self.clients.values():
             await client.backend.aclose()
+        if self._own_limits:
+            await self.limits.aclose()
         if self.server is not None:
             self.server.stop()
 
@@ -375,13 +378,7 @@ async def _drive(
     config = {"configurable": {"thread_id": manifest.run_id}}
     deps = prepared.deps()
     try:
-        async with AsyncSqliteSaver.from_conn_string(str(rd.checkpoint_path)) as saver:
-            # The saver keeps its database in WAL mode; there, synchronous=NORMAL commits a
-            # step without an fsync (the WAL is synced at its own checkpoints). A killed
-            # process loses no committed step; a power cut may lose the last few, which a
-            # resume then replays. It takes an fsync off the path of every step.
-            await saver.setup()
-            await saver.conn.execute("PRAGMA synchronous=NORMAL")
+        with open_checkpoints(rd.checkpoint_path) as saver:
             graph = build_graph(saver)
             inp: Any = initial_state()
             # events.jsonl holds seq 0..written-1. On resume the checkpoint may already hold

@@ -191,7 +191,10 @@ async def run_sweep(
             result.done.append(cell.run_id)
             notify("finished", {"run_id": cell.run_id})
 
-    await asyncio.gather(*(one(c) for c in cells(exp)))
+    try:
+        await asyncio.gather(*(one(c) for c in cells(exp)))
+    finally:
+        await limits.aclose()  # the connection pools the sessions shared
     write_json_atomic(
         folder / "sweep.json",
         {
