@@ -186,6 +186,26 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             ),
             (
                 "caching",
+                "  leaving out events new since the last call",
+                f"{full.get('mean_share_of_repeatable', float('nan')):.3f} of the rest "
+                f"(new events: {full.get('new_events_share', float('nan')):.3f} of a prompt)",
+                "",
+            ),
+            *(
+                [
+                    (
+                        "caching",
+                        "full, a twelve-round session",
+                        f"{k['full_12_rounds']['mean_share']:.3f} mean, "
+                        f"{k['full_12_rounds']['weighted_share']:.3f} by tokens",
+                        "",
+                    )
+                ]
+                if "full_12_rounds" in k
+                else []
+            ),
+            (
+                "caching",
                 "window:2: prefix share",
                 f"{k['window:2']['mean_share']:.3f} mean",
                 "",

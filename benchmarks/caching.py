@@ -67,6 +67,12 @@ async def session(context: str, runs_root: Path, rounds: int | None) -> dict[str
             sum(c["shared"] >= c["reusable"] for c in later) / len(later), 4
         ),
         "mean_share": round(sum(shares) / len(shares), 4),
+        # the same, leaving out of each prompt the record lines it is the first to carry
+        # (other parties' moves since this party's last call): what a harness could keep
+        "mean_share_of_repeatable": round(
+            sum(c["shared"] / (c["chars"] - c["new_events"]) for c in later) / len(later), 4
+        ),
+        "new_events_share": round(sum(c["new_events"] / c["chars"] for c in later) / len(later), 4),
         "min_share": round(min(shares), 4),
         "weighted_share": round(
             sum(c["shared"] for c in later) / sum(c["chars"] for c in later), 4
@@ -85,9 +91,11 @@ def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         full = asyncio.run(session("full", Path(tmp) / "full", None))
         window = asyncio.run(session("window:2", Path(tmp) / "window", None))
+        longer = asyncio.run(session("full", Path(tmp) / "full12", 12))
     return {
         "full": full,
         "window:2": window,
+        "full_12_rounds": longer,
         "goals": {
             "full_mean_prefix_share>=0.9": full["mean_share"] >= GOAL_SHARE,
             "transcript_carries_cached_tokens": full["transcript_carries_cached_tokens"],

@@ -95,6 +95,15 @@ def common_prefix(a: str, b: str) -> int:
     return lo
 
 
+def record_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """The lines of the <record> block in a request's last message."""
+    user = messages[-1]["content"]
+    start, end = user.find("<record>"), user.find("</record>")
+    if start < 0 or end < 0:
+        return []
+    return [x for x in user[start + len("<record>") : end].split("\n") if x]
+
+
 class PrefixCachingResponder(CannedResponder):
     """A canned reply, plus the prompt-cache figures a provider would report.
 
@@ -106,6 +115,7 @@ class PrefixCachingResponder(CannedResponder):
     def __init__(self) -> None:
         super().__init__()
         self.previous: dict[str, str] = {}
+        self.lines: dict[str, set[str]] = {}
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, body: dict[str, Any]) -> Completion:
@@ -116,6 +126,12 @@ class PrefixCachingResponder(CannedResponder):
         before = self.previous.get(party)
         shared = common_prefix(before, text) if before is not None else 0
         self.previous[party] = text
+        lines = record_lines(messages)
+        seen = self.lines.get(party, set())
+        self.lines[party] = set(lines)
+        # record lines this prompt is the first to carry (events since the party's last call),
+        # measured as the body carries them: no earlier prompt could have held them
+        new = sum(len(json.dumps(x + "\n", ensure_ascii=False)) - 2 for x in lines if x not in seen)
         turn = json.loads(messages[-1]["content"].split("<turn>")[1].split("</turn>")[0])
         self.calls.append(
             {
@@ -128,6 +144,7 @@ class PrefixCachingResponder(CannedResponder):
                 # where the previous prompt's record ended: all of it can be reused, nothing
                 # after it (the new events and the turn block) can be
                 "reusable": before.find("</record>") if before is not None else 0,
+                "new_events": new if before is not None else 0,
             }
         )
         out.prompt_tokens = len(text) // 4  # the same measure as the cached share

@@ -137,3 +137,20 @@ def test_unknown_party_without_a_card(home_copy: Path) -> None:
     _edit(home_copy / SCN, "parties: [sudani,", "parties: [ankara, sudani,")
     with pytest.raises(ScenarioError, match="unknown party 'ankara'"):
         load_scenario("cornered-in-iraq", home_copy)
+
+
+def test_a_reload_reuses_the_parse_and_sees_every_edit(home_copy: Path) -> None:
+    first = load_scenario("cornered-in-iraq", home_copy)
+    assert load_scenario("cornered-in-iraq", home_copy) is first  # parsed once per process
+    # an edit that keeps the file's size, made at once: still seen
+    _edit(home_copy / "agents/kurds.yaml", "threshold: 66", "threshold: 65")
+    edited = load_scenario("cornered-in-iraq", home_copy)
+    assert edited.cards["kurds"].threshold == 65
+    # a scenario-local card that now shadows the shared one: seen too
+    local = home_copy / Path(SCN).parent / "agents" / "kurds.yaml"
+    local.parent.mkdir(exist_ok=True)
+    text = (home_copy / "agents/kurds.yaml").read_text()
+    local.write_text(text.replace("threshold: 65", "threshold: 60"))
+    shadowed = load_scenario("cornered-in-iraq", home_copy)
+    assert shadowed.cards["kurds"].threshold == 60
+    assert local in shadowed.files

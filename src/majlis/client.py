@@ -108,6 +108,7 @@ class EndpointLimits:
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._sent: dict[str, deque[tuple[float, int]]] = {}
         self._pools: dict[str, Any] = {}
+        self.checked: set[tuple[str | None, str, str | None]] = set()  # endpoints reached
 
     def pool(self, key: str) -> Any:
         """The endpoint's HTTP client, for every openai client that talks to it."""

@@ -149,12 +149,13 @@ class _Prepared:
             self.clients[party] = make_client(
                 cfg, self.limits, self.cache, self.counter, self.meters
             )
-        checked: set[tuple[str | None, str]] = set()
+        # each endpoint is reached once before the run folder is made; in a sweep, once for
+        # all its sessions (the limits are shared)
         for client in self.clients.values():
-            key = (client.config.base_url, client.config.model)
-            if key not in checked:
-                checked.add(key)
+            key = (client.config.base_url, client.config.model, client.config.api_key_env)
+            if key not in self.limits.checked:
                 await client.backend.check()
+                self.limits.checked.add(key)
 
     async def close(self) -> None:
         for client in self.clients.values():
