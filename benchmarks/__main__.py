@@ -4,7 +4,6 @@
     python -m benchmarks --quick          # fewer repeats, scaling up to 100 sessions
     python -m benchmarks --embedded       # also the embedded model (minutes)
     python -m benchmarks --only caching,context
-    python -m benchmarks --what-if        # with two proposed out-of-scope fixes (see whatif.py)
     python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
@@ -265,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer repeats; scaling up to 100")
     ap.add_argument("--embedded", action="store_true", help="also the embedded model (minutes)")
     ap.add_argument("--only", help=f"comma-separated subset of: {', '.join(ALL)}")
-    ap.add_argument("--what-if", action="store_true", help="with the fixes proposed in whatif.py")
     ap.add_argument("--out", type=Path, help="JSON file (default benchmarks/results.json)")
     ap.add_argument("--table", type=Path, metavar="JSON", help="print the table of a results file")
     args = ap.parse_args(argv)
@@ -278,19 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in ALL]
     if unknown:
         ap.error(f"unknown benchmark {unknown[0]!r} (known: {', '.join(ALL)})")
-    patches: list[str] = []
-    if args.what_if:
-        from . import whatif
-
-        patches = whatif.apply()
-    default_out = "results-what-if.json" if args.what_if else "results.json"
-    out_path = args.out or REPO / "benchmarks" / default_out
+    out_path = args.out or REPO / "benchmarks" / "results.json"
     started = time.time()
     report: dict[str, Any] = {
         "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "what_if": patches or None,
         "machine": machine(),
         "note": "Wall and CPU times depend on the machine and on its other load; compare "
         "figures from one run, and read the load averages.",
@@ -322,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{m['cpu']}, {m['cores']} cores, Python {m['python']}; load average "
         f"{m['load_average_at_start']} at start, {report['load_average_at_end']} at end"
-        + (f"; what-if: {', '.join(patches)}" if patches else "")
     )
     print(table(report["results"]))
     print(f"\nwritten to {out_path}")
