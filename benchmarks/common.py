@@ -25,7 +25,7 @@ PACKAGES = (
     "langgraph",
     "langgraph-checkpoint",
     "langgraph-checkpoint-sqlite",
-    "aiosqlite",
+    "aiohttp",
     "pydantic",
     "jinja2",
     "starlette",
