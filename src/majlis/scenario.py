@@ -192,9 +192,10 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def read_yaml(path: Path) -> Any:
+def read_yaml(path: Path, raw: bytes | None = None) -> Any:
+    """The YAML in `path`, or in `raw` when the caller has read the file already."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if raw is None else raw.decode("utf-8")
     except FileNotFoundError:
         raise ScenarioError(path, None, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -208,8 +209,8 @@ def read_yaml(path: Path) -> Any:
         raise ScenarioError(path, None, f"invalid YAML: {where}{problem}") from None
 
 
-def parse_file(path: Path, model: type[M]) -> M:
-    data = read_yaml(path)
+def parse_file(path: Path, model: type[M], raw: bytes | None = None) -> M:
+    data = read_yaml(path, raw)
     if not isinstance(data, dict):
         raise ScenarioError(
             path, None, f"expected a mapping at the top, found {type(data).__name__}"
@@ -254,8 +255,8 @@ def _stamp(path: Path) -> tuple[str, bytes] | None:
         return None
 
 
-# Scenarios already loaded in this process, by scenario file: what the files read held (the
-# scenario's, then each card's as found now) and the result. A sweep loads the same
+# Scenarios already loaded in this process, by scenario file: the bytes each file held when
+# it was parsed (the scenario's, then each card's) and the result. A sweep loads the same
 # scenario for every session; reading a few small files to compare costs microseconds,
 # parsing their YAML again milliseconds. A file edited, replaced or shadowed by a card of
 # the scenario's own misses the cache.
@@ -275,13 +276,24 @@ def load_scenario(
         now = (_stamp(path), *(_stamp(card_path(root, path, p)) for p in parties))
         if now == stamps and None not in now:
             return loaded
-    loaded = _load_scenario(path, root)
-    _LOADED[key] = (tuple(_stamp(f) for f in loaded.files), loaded)
+    parsed: list[tuple[str, bytes] | None] = []
+    loaded = _load_scenario(path, root, parsed)
+    _LOADED[key] = (tuple(parsed), loaded)
     return loaded
 
 
-def _load_scenario(path: Path, root: Path) -> LoadedScenario:
-    scenario = parse_file(path, Scenario)
+def _parse_stamped(path: Path, model: type[M], parsed: list[tuple[str, bytes] | None]) -> M:
+    """Parse the bytes read for the stamp, so the cache holds exactly what was parsed.
+    An unreadable file is read again by the parser, which says why."""
+    stamp = _stamp(path)
+    parsed.append(stamp)
+    return parse_file(path, model, None if stamp is None else stamp[1])
+
+
+def _load_scenario(
+    path: Path, root: Path, parsed: list[tuple[str, bytes] | None]
+) -> LoadedScenario:
+    scenario = _parse_stamped(path, Scenario, parsed)
     _check_scenario(path, scenario)
     cards: dict[str, AgentCard] = {}
     files = [path]
@@ -289,7 +301,7 @@ def _load_scenario(path: Path, root: Path) -> LoadedScenario:
         cpath = card_path(root, path, pid)
         if not cpath.exists():
             raise ScenarioError(path, "parties", f"unknown party {pid!r}: no card at {cpath}")
-        card = parse_file(cpath, AgentCard)
+        card = _parse_stamped(cpath, AgentCard, parsed)
         if card.id != pid:
             raise ScenarioError(cpath, "id", f"card id {card.id!r} does not match its file name")
         _check_card(cpath, card, scenario)
