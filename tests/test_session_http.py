@@ -93,3 +93,18 @@ async def test_scripted_session_in_process_is_deterministic(home: Path, tmp_path
     assert stable(ea) == stable(eb)
     assert a.outcome.kind == "deal", "the scripted players find the zone of agreement"
     assert a.outcome.package in rules.zone_of_agreement(load_scenario("cornered-in-iraq", home))
+
+
+async def test_a_proxy_in_the_environment_does_not_capture_loopback_calls(
+    home: Path, tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a laptop behind a corporate proxy: the proxy could never reach this machine's server
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    cfg = ModelConfig(model="scripted", base_url=server.base_url, max_retries=0, timeout=5)
+    result = await run_session(
+        RunOptions(model=cfg, runs_root=tmp_path, home=home, rounds=1, command=["test"])
+    )
+    assert result.manifest.status == "complete" and server.calls > 0

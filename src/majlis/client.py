@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import openai
 from openai.types.chat import ChatCompletion
@@ -111,9 +113,11 @@ class EndpointLimits:
         self.checked: set[tuple[str | None, str, str | None]] = set()  # endpoints reached
 
     def pool(self, key: str) -> Any:
-        """The endpoint's HTTP client, for every openai client that talks to it."""
+        """The endpoint's HTTP client, for every openai client that talks to it. `key` is the
+        endpoint's base URL (or "openai"); one on this machine is reached directly, never
+        through a proxy named in HTTP_PROXY/HTTPS_PROXY, which could not reach it."""
         if key not in self._pools:
-            self._pools[key] = http_client()
+            self._pools[key] = http_client(trust_env=not is_loopback(key))
         return self._pools[key]
 
     async def aclose(self) -> None:
@@ -222,15 +226,28 @@ def tls_context() -> ssl.SSLContext:
     return http.create_ssl_context()
 
 
-def http_client() -> Any:
+def is_loopback(url: str) -> bool:
+    """Whether a base URL names this machine (localhost or a loopback address)."""
+    host = urlsplit(url).hostname
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_client(trust_env: bool = True) -> Any:
     """The SDK's aiohttp transport when aiohttp is installed (the `openai[aiohttp]` extra),
     else its httpx one. At a hundred sessions at once, httpx's connection pool costs about
     2 ms of CPU a request against aiohttp's 0.3: on two cores, the difference between the
     harness keeping up with the model and the harness being the bottleneck."""
     try:
-        return openai.DefaultAioHttpClient(verify=tls_context())
+        return openai.DefaultAioHttpClient(verify=tls_context(), trust_env=trust_env)
     except RuntimeError:  # the SDK says aiohttp is missing
-        return openai.DefaultAsyncHttpxClient(verify=tls_context())
+        return openai.DefaultAsyncHttpxClient(verify=tls_context(), trust_env=trust_env)
 
 
 class OpenAIBackend(Backend):
