@@ -165,3 +165,32 @@ def test_tags_and_debrief_commands(home: Path, tmp_path: Path) -> None:
     res = invoke("debrief", str(run))
     assert res.exit_code == 0 and (run / "debrief.md").exists() and (run / "debrief.html").exists()
     assert invoke("debrief", str(tmp_path / "nothing")).exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), "window:2"),  # the embedded model: 8192 tokens, outgrown by the full record
+        (("--model", "scripted"), "full"),
+        (("--context", "full"), "full"),
+    ],
+)
+def test_run_picks_a_bounded_context_for_the_embedded_model(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    expected: str,
+) -> None:
+    from majlis import session
+    from majlis.errors import UserError
+
+    seen: list[str] = []
+
+    async def fake(opts: session.RunOptions, *a: object, **k: object) -> None:
+        seen.append(opts.context)
+        raise UserError("stopped before any model was started")
+
+    monkeypatch.setattr(session, "run_session", fake)
+    res = invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", *args)
+    assert res.exit_code == 2 and seen == [expected]

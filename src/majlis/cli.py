@@ -117,8 +117,13 @@ def run(
         typer.Option(help="Party a person plays from this terminal (trainee play)."),
     ] = None,
     context: Annotated[
-        str, typer.Option(help="full record, or window:N (last N rounds plus a rolling summary).")
-    ] = "full",
+        str | None,
+        typer.Option(
+            help="full record, or window:N (last N rounds plus a rolling summary). Default: "
+            "full, or window:2 when every party plays the embedded model (its context window "
+            "is 8192 tokens, which the full record outgrows by round 4)."
+        ),
+    ] = None,
     max_calls: Annotated[
         int | None, typer.Option(help="Stop cleanly after this many model calls.")
     ] = None,
@@ -159,6 +164,10 @@ def run(
         spec = parse_file(models, ModelsFile)
         default = spec.default or default
         party_models = spec.parties
+    if context is None:
+        configs = [default, *party_models.values()]
+        embedded_only = all(c.model == "embedded" and c.base_url is None for c in configs)
+        context = "window:2" if embedded_only else "full"
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
     store = _open_cache(runs_root / "cache.sqlite") if use_cache else None
