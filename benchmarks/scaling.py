@@ -1,10 +1,13 @@
 """Benchmark 2, scaling: N sessions at once, as `majlis sweep` runs them, against N x one.
 
 The server (its own process) answers after a fixed latency (200 ms) with a canned reply.
-N sessions run through `majlis.sweep.run_sweep` (separate graph threads, one asyncio loop,
-one response-cache-free sweep), each with fewer rounds than the scenario's six to keep the
-run short. Throughput is sessions per second; the ideal is N times the one-session rate.
-Memory per session is the growth of this process's peak RSS during the sweep, over N.
+N sessions run through `majlis.sweep.run_sweep` (separate graph threads, no response
+cache), spread over one worker process per core as `majlis sweep --workers` does, each with
+fewer rounds than the scenario's six to keep the run short. Up to 100 sessions, the same
+sweep also runs in one process, for comparison. Throughput is sessions per second; the
+ideal is N times the one-session rate. Memory per session is the growth of the peak memory
+of this process and its workers during the sweep, over N, counted as proportional set size
+(PSS), so that the pages a forked worker still shares with its parent count once.
 
 For comparison, the same N run as bare replays (the recorded requests of one session sent
 straight through one shared openai SDK client in the same dependency structure) show what
@@ -14,23 +17,32 @@ the SDK, the server and the machine can do at that N without the harness: the ce
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from majlis.client import ModelConfig
-from majlis.sweep import Experiment, ModelSetup, run_sweep
+from majlis.sweep import Experiment, ModelSetup, run_sweep, worker_count
 
-from .common import REPO, ServerProcess, rss_mb, server_process
+from .common import REPO, ServerProcess, pss_mb, server_process
 from .overhead import bare, bare_client, harness, stages
 
 GOAL_EFFICIENCY = 0.9
 LATENCY = 0.2
+WORKERS = os.cpu_count() or 1  # `majlis sweep --workers`: one process per core
+
+
+def memory_mb() -> float:
+    """This process's memory and its live workers', each page shared n ways counting 1/n."""
+    return pss_mb(os.getpid()) + sum(pss_mb(p.pid) for p in multiprocessing.active_children())
 
 
 class PeakRss:
-    """Samples this process's RSS while a block runs; `peak` is the highest seen."""
+    """Samples the memory of this process and its workers while a block runs; `peak` is the
+    highest seen."""
 
     def __init__(self, every: float = 0.05) -> None:
         self.every = every
@@ -38,21 +50,23 @@ class PeakRss:
 
     async def _sample(self) -> None:
         while True:
-            self.peak = max(self.peak, rss_mb())
+            self.peak = max(self.peak, memory_mb())
             await asyncio.sleep(self.every)
 
     async def __aenter__(self) -> PeakRss:
-        self.before = rss_mb()
+        self.before = memory_mb()
         self.peak = self.before
         self._task = asyncio.create_task(self._sample())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._task.cancel()
-        self.peak = max(self.peak, rss_mb())
+        self.peak = max(self.peak, memory_mb())
 
 
-async def sweep(srv: ServerProcess, n: int, rounds: int, folder: Path) -> dict[str, Any]:
+async def sweep(
+    srv: ServerProcess, n: int, rounds: int, folder: Path, workers: int
+) -> dict[str, Any]:
     cfg = ModelConfig(model="canned", base_url=srv.base_url, concurrency=6 * n + 6)
     exp = Experiment(
         name=f"scale-{n}",
@@ -60,6 +74,7 @@ async def sweep(srv: ServerProcess, n: int, rounds: int, folder: Path) -> dict[s
         models=[ModelSetup(name="canned", default=cfg)],
         rounds=rounds,
         concurrency=n,
+        workers=workers,
     )
     stats0 = srv.stats()
     async with PeakRss() as mem:
@@ -74,6 +89,7 @@ async def sweep(srv: ServerProcess, n: int, rounds: int, folder: Path) -> dict[s
         )
     return {
         "sessions": n,
+        "workers": worker_count(exp, n),
         "wall_s": round(wall, 3),
         "calls": calls,
         "sessions_per_s": round(n / wall, 3),
@@ -106,7 +122,7 @@ async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) 
     one_rate = one_bare = None
     for n in sizes:
         try:
-            row = await sweep(srv, n, rounds, tmp / f"sweep-{n}")
+            row = await sweep(srv, n, rounds, tmp / f"sweep-{n}", WORKERS)
         except Exception as exc:  # record it and go on: the other sizes still tell
             rows.append({"sessions": n, "error": f"{type(exc).__name__}: {exc}"})
             print(f"  scaling: {n} sessions failed: {exc}", flush=True)
@@ -114,6 +130,9 @@ async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) 
         one_rate = one_rate or row["sessions_per_s"]
         row["ideal_sessions_per_s"] = round(n * one_rate, 3)
         row["efficiency"] = round(row["sessions_per_s"] / (n * one_rate), 3)
+        if row["workers"] > 1 and n <= 100:  # the same sweep in one process, for comparison
+            alone = await sweep(srv, n, rounds, tmp / f"alone-{n}", 1)
+            row["one_process_efficiency"] = round(alone["sessions_per_s"] / (n * one_rate), 3)
         try:
             b_wall = await bare_many(srv, n, plan)
             one_bare = one_bare or n / b_wall

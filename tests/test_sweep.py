@@ -82,7 +82,7 @@ async def test_second_run_makes_no_calls_and_writes_identical_events(
         assert calls > 0
         second = await run_sweep(exp, tmp_path / "second", home, cache_file=cache)
         assert srv.calls == calls, "zero model calls the second time"
-    assert second.cache is not None and second.cache.stats.misses == 0
+    assert second.cache is not None and second.cache.misses == 0
     a, b = run_events(tmp_path / "first"), run_events(tmp_path / "second")
     assert a.keys() == b.keys() and len(a) == 4
     for run_id in a:
@@ -154,9 +154,10 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
             "--home",
             str(home),
         ]
-        res = runner.invoke(app, args)
+        res = runner.invoke(app, [*args, "--workers", "2"])
         assert res.exit_code == 0, res.output
         assert "4 run, 0 already complete" in res.output and "cache:" in res.output
+        assert "4/4" in res.output and "tokens" in res.output and "0 tokens" not in res.output
         again = runner.invoke(app, args)
         assert "0 run, 4 already complete" in again.output
     res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--metric", "score.washington"])
@@ -169,3 +170,70 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
         app, ["sweep", str(spec), "--home", str(home), "--out", str(tmp_path / "x")]
     )
     assert bad.exit_code == 2 and "unknown variant 'nope'" in bad.output
+
+
+async def test_workers_run_the_same_sessions_in_separate_processes(
+    home: Path, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with LoopbackServer(scripted_responder) as srv:
+        alone = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=2)
+        spread = alone.model_copy(update={"workers": 2})
+        one = await run_sweep(alone, tmp_path / "one", home, cache_file=tmp_path / "a.sqlite")
+        two = await run_sweep(
+            spread,
+            tmp_path / "two",
+            home,
+            cache_file=tmp_path / "b.sqlite",
+            progress=lambda what, info: seen.append((what, info)),
+        )
+    assert sorted(two.done) == sorted(one.done) and len(two.done) == 4 and not two.failed
+    assert {info["worker"] for what, info in seen if what == "started"} == {0, 1}
+    calls = sum(1 for ev in run_events(tmp_path / "two").values() for e in ev if e["usage"])
+    assert sum(what == "usage" for what, _ in seen) == calls, "usage reaches the parent"
+    assert two.cache is not None and two.cache.hits + two.cache.misses == calls
+    a, b = run_events(tmp_path / "one"), run_events(tmp_path / "two")
+    assert a.keys() == b.keys()
+    for run_id in a:
+        assert stable(a[run_id]) == stable(b[run_id]), "a worker's session is the same session"
+    sweep = json.loads((tmp_path / "two" / "sweep.json").read_text())
+    assert set(sweep["sessions"].values()) == {"complete"}
+    assert sweep["cache"] == {"hits": two.cache.hits, "misses": two.cache.misses}
+
+
+async def test_a_worker_that_dies_fails_only_its_own_sessions(
+    home: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    from majlis import sweep as sweep_module
+
+    real = sweep_module._Job.run
+
+    async def run(self: Any, todo: Any, result: Any, notify: Any) -> None:
+        if self.part == (1, 2):
+            raise SystemExit(3)  # as if the worker process were killed
+        await real(self, todo, result, notify)
+
+    monkeypatch.setattr(sweep_module._Job, "run", run)  # forked workers inherit the patch
+    with LoopbackServer(scripted_responder) as srv:
+        exp = experiment(srv.base_url, ["baseline"], seeds=4, rounds=1, workers=2)
+        result = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
+    assert sorted(result.done) == ["baseline--scripted--s1", "baseline--scripted--s3"]
+    assert sorted(result.failed) == ["baseline--scripted--s2", "baseline--scripted--s4"]
+    assert all("worker process exited (code 3)" in e for e in result.failed.values())
+
+
+def test_workers_are_capped_by_sessions_limits_and_people() -> None:
+    from majlis.sweep import worker_count
+
+    exp = experiment("http://127.0.0.1:9/v1", ["baseline"], workers=4, concurrency=8)
+    assert worker_count(exp, 100) == 4
+    assert worker_count(exp, 3) == 3, "never more workers than sessions to run"
+    assert worker_count(exp.model_copy(update={"rpm": 2}), 100) == 2
+    narrow = exp.model_copy(deep=True)
+    narrow.models[0].default.concurrency = 3
+    assert worker_count(narrow, 100) == 3, "each worker needs a call slot on every endpoint"
+    human = exp.model_copy(deep=True)
+    human.models[0].parties = {
+        "sudani": human.models[0].default.model_copy(update={"model": "human"})
+    }
+    assert worker_count(human, 100) == 1, "a person answers at this terminal"

@@ -7,7 +7,9 @@ recorded end: the outcome says the run stopped at its budget.
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +81,28 @@ class Meter:
         self.calls += 1
         self.tokens += usage.prompt_tokens + usage.completion_tokens
         self.cost += self.prices.cost(model, usage)
+
+
+class SharedMeter(Meter):
+    """A meter whose totals live in shared memory: a sweep's worker processes charge one
+    budget. Made before the workers start, which inherit it."""
+
+    def __init__(
+        self, budget: Budget, prices: PriceTable | None = None, name: str = "sweep", mp: Any = None
+    ) -> None:
+        self._spent = (mp or multiprocessing).Array("d", 3)  # calls, tokens, cost; with a lock
+        super().__init__(budget, prices, name)
+
+    calls = property(lambda self: int(self._spent[0]), lambda self, v: self._put(0, v))
+    tokens = property(lambda self: int(self._spent[1]), lambda self, v: self._put(1, v))
+    cost = property(lambda self: self._spent[2], lambda self, v: self._put(2, v))
+
+    def _put(self, i: int, value: float) -> None:
+        self._spent[i] = value
+
+    def charge(self, model: str, usage: Usage) -> None:
+        with self._spent.get_lock():  # one charge at a time across processes
+            super().charge(model, usage)
 
 
 class Spending:

@@ -372,6 +372,14 @@ def sweep(
     cache_file: Annotated[
         Path | None, typer.Option(help="Cache file (default: runs/cache.sqlite).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes to spread the sessions over (default: the experiment's `workers`, "
+            "1). More help only when the sweep is CPU-bound: many sessions, a fast endpoint.",
+        ),
+    ] = None,
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
@@ -388,6 +396,8 @@ def sweep(
 
     root = data_root(home)
     exp = load_experiment(experiment, root)
+    if workers is not None:
+        exp = exp.model_copy(update={"workers": workers})
     asyncio.run(preflight(exp))  # a dead endpoint is one line, before any progress bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
     todo = cells(exp)
@@ -431,7 +441,7 @@ def sweep(
         f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"
     )
     if result.cache is not None:
-        out.print(str(result.cache.stats))
+        out.print(str(result.cache))
     out.print(f"sweep folder: {folder}")
     if result.failed:
         raise typer.Exit(1)

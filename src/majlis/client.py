@@ -95,6 +95,14 @@ class OutputInvalid(Exception):
         self.error, self.raw = error, raw
 
 
+def portion(total: int | None, part: tuple[int, int]) -> int | None:
+    """Part i of k of a limit: near-equal shares that add up to the whole."""
+    if total is None:
+        return None
+    i, k = part
+    return total // k + (1 if i < total % k else 0)
+
+
 class EndpointLimits:
     """Per endpoint: calls in flight (a semaphore), optional requests/tokens per minute, and
     one HTTP connection pool.
@@ -105,8 +113,12 @@ class EndpointLimits:
     (`aclose`), which closes the pools.
     """
 
-    def __init__(self, rpm: int | None = None, tpm: int | None = None) -> None:
-        self.rpm, self.tpm = rpm, tpm
+    def __init__(
+        self, rpm: int | None = None, tpm: int | None = None, part: tuple[int, int] = (0, 1)
+    ) -> None:
+        # a sweep spread over k worker processes gives worker i its portion of every limit
+        self.part = part
+        self.rpm, self.tpm = portion(rpm, part), portion(tpm, part)
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._sent: dict[str, deque[tuple[float, int]]] = {}
         self._pools: dict[str, Any] = {}
@@ -127,7 +139,7 @@ class EndpointLimits:
 
     def get(self, key: str, size: int) -> asyncio.Semaphore:
         if key not in self._sems:
-            self._sems[key] = asyncio.Semaphore(size)
+            self._sems[key] = asyncio.Semaphore(portion(size, self.part) or 1)
         return self._sems[key]
 
     async def admit(self, key: str, tokens: int) -> None:

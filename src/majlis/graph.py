@@ -333,13 +333,15 @@ async def end(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     return {"events": ev.items}
 
 
-def _after_turn(state: State) -> str:
+# The routers are async only so that langgraph calls them on the loop: a plain function it
+# would hand to a worker thread at every step.
+async def _after_turn(state: State) -> str:
     if state["turn"] < len(state["order"]):
         return "turn"
     return "vote" if state["standing"] else "adjudicate"
 
 
-def _after_adjudicate(state: State) -> str:
+async def _after_adjudicate(state: State) -> str:
     return "end" if state["done"] else "facilitator"
 
 

@@ -8,8 +8,12 @@ finished sessions and resumes the interrupted ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import multiprocessing
+import os
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +21,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .budget import Budget, Meter, Price, PriceTable, Spending
-from .cache import ResponseCache
-from .client import EndpointLimits, ModelConfig, make_client
+from .budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
+from .cache import CacheStats, ResponseCache
+from .client import EndpointLimits, ModelConfig, make_client, portion
 from .errors import UserError
+from .human import HUMAN
 from .recorder import RunDir, write_json_atomic
 from .scenario import data_root, load_scenario, parse_file
 from .session import RunOptions, resume_session, run_session
@@ -54,6 +59,12 @@ class Experiment(BaseModel):
     rounds: int | None = Field(None, ge=1)
     context: str = Field("full", description="Context policy: full, or window:N.")
     concurrency: int = Field(4, ge=1, description="Sessions in flight at once.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Processes the sessions are spread over. One is enough unless the sweep "
+        "is CPU-bound: many sessions against a fast endpoint.",
+    )
     rpm: int | None = Field(None, ge=1, description="Requests per minute, per endpoint.")
     tpm: int | None = Field(None, ge=1, description="Tokens per minute, per endpoint.")
     judge: ModelConfig | None = None
@@ -106,7 +117,7 @@ class SweepResult:
     done: list[str]
     skipped: list[str]
     failed: dict[str, str]
-    cache: ResponseCache | None
+    cache: CacheStats | None  # hits and misses, when a cache was used
 
 
 Progress = Callable[[str, dict[str, Any]], None]  # (what happened, details)
@@ -123,7 +134,8 @@ async def run_sweep(
     """Run every cell not yet complete; resume the interrupted ones.
 
     With a cache file, replies are replayed by request: rerunning a sweep elsewhere with the
-    same file makes no model calls. None runs without a cache.
+    same file makes no model calls. None runs without a cache. With `exp.workers` above one,
+    the sessions are dealt out to that many worker processes (see `_in_workers`).
     """
     home = data_root(home)
     if check:
@@ -131,70 +143,24 @@ async def run_sweep(
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "experiment.json", exp.model_dump())
-    cache = ResponseCache(cache_file) if cache_file else None
-    limits = EndpointLimits(exp.rpm, exp.tpm)
-    prices = exp.price_table()
-    whole = [Meter(exp.sweep_budget, prices, name="sweep")] if exp.sweep_budget.is_set() else []
-    spending = Spending(exp.budget, prices, whole)
-    gate = asyncio.Semaphore(exp.concurrency)
-    result = SweepResult(folder, [], [], {}, cache)
     notify = progress or (lambda _what, _info: None)
-
-    async def one(cell: Cell) -> None:
-        path = runs / cell.run_id
-        status = _status(path)
-        if status == "complete":
+    result = SweepResult(folder, [], [], {}, CacheStats() if cache_file else None)
+    todo = []
+    for cell in cells(exp):
+        if _status(runs / cell.run_id) == "complete":
             result.skipped.append(cell.run_id)
             notify("skipped", {"run_id": cell.run_id})
-            return
-        async with gate:
-            notify("started", {"run_id": cell.run_id})
-
-            def sink(event: dict[str, Any]) -> None:
-                if event.get("usage"):
-                    notify(
-                        "usage",
-                        {"run_id": cell.run_id, "party": event["speaker"], **event["usage"]},
-                    )
-
-            try:
-                if status == "resumable":
-                    await resume_session(
-                        path, sink=sink, cache=cache, limits=limits, spending=spending
-                    )
-                else:
-                    if path.exists():
-                        shutil.rmtree(path)  # made but never started: nothing worth keeping
-                    await run_session(
-                        RunOptions(
-                            scenario=exp.scenario,
-                            rounds=exp.rounds,
-                            seed=cell.seed,
-                            model=cell.setup.default,
-                            party_models=cell.setup.parties,
-                            variant=None if cell.variant == BASELINE else cell.variant,
-                            runs_root=runs,
-                            run_id=cell.run_id,
-                            home=home,
-                            command=["majlis", "sweep", exp.name],
-                            cache=cache,
-                            limits=limits,
-                            spending=spending,
-                            context=exp.context,
-                        ),
-                        sink=sink,
-                    )
-            except Exception as exc:  # one session's failure is recorded; the sweep goes on
-                result.failed[cell.run_id] = f"{type(exc).__name__}: {exc}"
-                notify("failed", {"run_id": cell.run_id, "error": str(exc)})
-                return
-            result.done.append(cell.run_id)
-            notify("finished", {"run_id": cell.run_id})
-
-    try:
-        await asyncio.gather(*(one(c) for c in cells(exp)))
-    finally:
-        await limits.aclose()  # the connection pools the sessions shared
+        else:
+            todo.append(cell)
+    prices = exp.price_table()
+    k = worker_count(exp, len(todo))
+    if k == 1:
+        whole = Meter(exp.sweep_budget, prices, name="sweep")
+        job = _Job(exp, runs, home, cache_file, (0, 1), whole)
+        await job.run(todo, result, notify)
+    else:
+        whole = SharedMeter(exp.sweep_budget, prices, name="sweep", mp=_mp())
+        await _in_workers(exp, todo, runs, home, cache_file, whole, result, progress)
     write_json_atomic(
         folder / "sweep.json",
         {
@@ -202,11 +168,218 @@ async def run_sweep(
             "sessions": {c.run_id: _status(runs / c.run_id) for c in cells(exp)},
             "failed": result.failed,
             "cache": None
-            if cache is None
-            else {"hits": cache.stats.hits, "misses": cache.stats.misses},
+            if result.cache is None
+            else {"hits": result.cache.hits, "misses": result.cache.misses},
         },
     )
     return result
+
+
+def worker_count(exp: Experiment, sessions: int) -> int:
+    """How many processes to use: as asked, but never more than there are sessions to run,
+    sessions allowed at once, or calls and requests per minute allowed on any one endpoint
+    (each worker gets its portion of every limit, and a portion must not be zero)."""
+    configs = [cfg for m in exp.models for cfg in [m.default, *m.parties.values()]]
+    if any(cfg.model == HUMAN for cfg in configs):
+        return 1  # a person answers at this terminal, which a worker process does not have
+    caps = [exp.workers, max(sessions, 1), exp.concurrency]
+    caps += [cfg.concurrency for cfg in configs]
+    caps += [x for x in (exp.rpm,) if x is not None]
+    return min(caps)
+
+
+def _mp() -> Any:
+    """Worker processes are forked where the system can (they start in milliseconds, with
+    everything already imported); elsewhere they are spawned."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+@dataclass
+class _Job:
+    """Sessions run side by side in one process: all of a sweep's, or one worker's share."""
+
+    exp: Experiment
+    runs: Path
+    home: Path
+    cache_file: Path | None
+    part: tuple[int, int]  # (i, k): worker i of k, with its portion of every limit
+    whole: Meter  # the sweep's budget, shared by every session (and every worker)
+
+    async def run(self, todo: list[Cell], result: SweepResult, notify: Progress) -> None:
+        exp = self.exp
+        cache = ResponseCache(self.cache_file) if self.cache_file else None
+        limits = EndpointLimits(exp.rpm, exp.tpm, self.part)
+        shared = [self.whole] if exp.sweep_budget.is_set() else []
+        spending = Spending(exp.budget, exp.price_table(), shared)
+        gate = asyncio.Semaphore(portion(exp.concurrency, self.part) or 1)
+
+        async def one(cell: Cell) -> None:
+            path = self.runs / cell.run_id
+            async with gate:
+                notify("started", {"run_id": cell.run_id})
+
+                def sink(event: dict[str, Any]) -> None:
+                    if event.get("usage"):
+                        notify(
+                            "usage",
+                            {"run_id": cell.run_id, "party": event["speaker"], **event["usage"]},
+                        )
+
+                try:
+                    if _status(path) == "resumable":
+                        await resume_session(
+                            path, sink=sink, cache=cache, limits=limits, spending=spending
+                        )
+                    else:
+                        if path.exists():
+                            shutil.rmtree(path)  # made but never started: nothing worth keeping
+                        await run_session(self.options(cell, cache, limits, spending), sink=sink)
+                except Exception as exc:  # one session's failure is recorded; the sweep goes on
+                    result.failed[cell.run_id] = f"{type(exc).__name__}: {exc}"
+                    notify("failed", {"run_id": cell.run_id, "error": str(exc)})
+                    return
+                result.done.append(cell.run_id)
+                notify("finished", {"run_id": cell.run_id})
+
+        try:
+            await asyncio.gather(*(one(c) for c in todo))
+        finally:
+            await limits.aclose()  # the connection pools the sessions shared
+            if cache is not None:
+                assert result.cache is not None
+                result.cache.hits += cache.stats.hits
+                result.cache.misses += cache.stats.misses
+                cache.close()
+
+    def options(
+        self, cell: Cell, cache: ResponseCache | None, limits: EndpointLimits, spending: Spending
+    ) -> RunOptions:
+        exp = self.exp
+        return RunOptions(
+            scenario=exp.scenario,
+            rounds=exp.rounds,
+            seed=cell.seed,
+            model=cell.setup.default,
+            party_models=cell.setup.parties,
+            variant=None if cell.variant == BASELINE else cell.variant,
+            runs_root=self.runs,
+            run_id=cell.run_id,
+            home=self.home,
+            command=["majlis", "sweep", exp.name],
+            cache=cache,
+            limits=limits,
+            spending=spending,
+            context=exp.context,
+        )
+
+
+async def _in_workers(
+    exp: Experiment,
+    todo: list[Cell],
+    runs: Path,
+    home: Path,
+    cache_file: Path | None,
+    whole: SharedMeter,
+    result: SweepResult,
+    progress: Progress | None,
+) -> None:
+    """Deal the sessions out to worker processes and gather what they report.
+
+    A sweep of many sessions against a fast endpoint is CPU-bound: one process's event loop
+    spends more time building prompts, checkpointing and parsing than waiting. Each worker
+    runs its share of the sessions as a one-process sweep does, with its portion of the
+    concurrency and of every per-endpoint limit; the sweep's budget is one meter in shared
+    memory; the response cache is one SQLite file, which each worker opens for itself.
+    Each worker reports its progress and its result through a pipe.
+    """
+    k = worker_count(exp, len(todo))
+    mp = _mp()
+    loop = asyncio.get_running_loop()
+    workers: list[tuple[Any, Any, list[Cell], asyncio.Future[None]]] = []
+    notify = progress or (lambda _what, _info: None)
+    try:
+        for i in range(k):
+            share = todo[i::k]
+            reader, writer = mp.Pipe(duplex=False)
+            job = _Job(exp, runs, home, cache_file, (i, k), whole)
+            proc = mp.Process(
+                target=_worker,
+                args=(job, share, writer, progress is not None),
+                name=f"majlis-sweep-{i}",
+                daemon=True,
+            )
+            proc.start()
+            writer.close()  # the worker holds the only writing end: EOF when it is gone
+            ended: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(reader.fileno(), _drain, reader, ended, result, notify, i)
+            workers.append((proc, reader, share, ended))
+        await asyncio.gather(*(w[3] for w in workers))
+    finally:
+        for _proc, reader, _share, _ended in workers:
+            loop.remove_reader(reader.fileno())
+            reader.close()
+        for proc, *_ in workers:  # interrupted, a worker gets a moment to stop its sessions
+            await asyncio.to_thread(proc.join, 5)
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
+                await asyncio.to_thread(proc.join, 25)
+            if proc.is_alive():
+                proc.kill()
+    reported = {*result.done, *result.failed}
+    for proc, _reader, share, _ended in workers:
+        for cell in share:
+            if cell.run_id not in reported:
+                error = f"its worker process exited (code {proc.exitcode}) before it finished"
+                result.failed[cell.run_id] = error
+                notify("failed", {"run_id": cell.run_id, "error": error})
+
+
+def _drain(
+    reader: Any, ended: asyncio.Future[None], result: SweepResult, notify: Progress, worker: int
+) -> None:
+    """Read what worker number `worker` has sent: progress events, then its result."""
+    try:
+        while reader.poll():
+            kind, what, info = reader.recv()
+            if kind == "event":
+                notify(what, {**info, "worker": worker})
+            elif kind == "result":
+                result.done += info["done"]
+                result.failed |= info["failed"]
+                if result.cache is not None:
+                    result.cache.hits += info["hits"]
+                    result.cache.misses += info["misses"]
+    except (EOFError, OSError):
+        if not ended.done():
+            asyncio.get_running_loop().remove_reader(reader.fileno())
+            ended.set_result(None)
+
+
+def _worker(job: _Job, todo: list[Cell], out: Any, report: bool) -> None:
+    """A worker process: run its share of the sessions, then send the result."""
+    # a forked worker inherits its parent's signal set-up; it needs a fresh one for its loop
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.set_wakeup_fd(-1)
+    result = SweepResult(job.runs.parent, [], [], {}, CacheStats() if job.cache_file else None)
+
+    def send(message: tuple[str, str | None, dict[str, Any]]) -> None:
+        with contextlib.suppress(OSError):  # the parent has stopped listening: nothing to do
+            out.send(message)
+
+    def notify(what: str, info: dict[str, Any]) -> None:
+        if report:
+            send(("event", what, info))
+
+    try:
+        asyncio.run(job.run(todo, result, notify))
+    except KeyboardInterrupt:
+        pass  # stopped with its sessions checkpointed; the parent says so, once
+    finally:
+        cache = result.cache or CacheStats()
+        summary = {"done": result.done, "failed": result.failed}
+        send(("result", None, {**summary, "hits": cache.hits, "misses": cache.misses}))
+        out.close()
 
 
 async def preflight(exp: Experiment) -> None:
