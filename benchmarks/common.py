@@ -73,12 +73,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def pss_mb(pid: int) -> float:
-    """A process's proportional set size in MiB (Linux): its pages, each shared one counted
-    as its share. 0 when the process is gone."""
+def rss_mb() -> float:
+    """This process's resident set size now, in MiB (Linux)."""
     with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 

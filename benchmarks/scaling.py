@@ -5,9 +5,10 @@ N sessions run through `majlis.sweep.run_sweep` (separate graph threads, no resp
 cache), spread over one worker process per core as `majlis sweep --workers` does, each with
 fewer rounds than the scenario's six to keep the run short. Up to 100 sessions, the same
 sweep also runs in one process, for comparison. Throughput is sessions per second; the
-ideal is N times the one-session rate. Memory per session is the growth of the peak memory
-of this process and its workers during the sweep, over N, counted as proportional set size
-(PSS), so that the pages a forked worker still shares with its parent count once.
+ideal is N times the one-session rate. Memory per session is the growth of this process's
+peak RSS during the one-process sweep, over N (each worker process adds a fixed cost of
+its own on top: its share of the interpreter and libraries it stops sharing with its
+parent as it writes to them).
 
 For comparison, the same N run as bare replays (the recorded requests of one session sent
 straight through one shared openai SDK client in the same dependency structure) show what
@@ -17,7 +18,7 @@ the SDK, the server and the machine can do at that N without the harness: the ce
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import contextlib
 import os
 import tempfile
 import time
@@ -27,7 +28,7 @@ from typing import Any
 from majlis.client import ModelConfig
 from majlis.sweep import Experiment, ModelSetup, run_sweep, worker_count
 
-from .common import REPO, ServerProcess, pss_mb, server_process
+from .common import REPO, ServerProcess, rss_mb, server_process
 from .overhead import bare, bare_client, harness, stages
 
 GOAL_EFFICIENCY = 0.9
@@ -35,14 +36,9 @@ LATENCY = 0.2
 WORKERS = os.cpu_count() or 1  # `majlis sweep --workers`: one process per core
 
 
-def memory_mb() -> float:
-    """This process's memory and its live workers', each page shared n ways counting 1/n."""
-    return pss_mb(os.getpid()) + sum(pss_mb(p.pid) for p in multiprocessing.active_children())
-
-
 class PeakRss:
-    """Samples the memory of this process and its workers while a block runs; `peak` is the
-    highest seen."""
+    """Samples this process's RSS while a block runs; `peak` is the highest seen. (Only a
+    one-process sweep is sampled: reading workers' proportional set sizes stalls them.)"""
 
     def __init__(self, every: float = 0.05) -> None:
         self.every = every
@@ -50,18 +46,18 @@ class PeakRss:
 
     async def _sample(self) -> None:
         while True:
-            self.peak = max(self.peak, memory_mb())
+            self.peak = max(self.peak, rss_mb())
             await asyncio.sleep(self.every)
 
     async def __aenter__(self) -> PeakRss:
-        self.before = memory_mb()
+        self.before = rss_mb()
         self.peak = self.before
         self._task = asyncio.create_task(self._sample())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._task.cancel()
-        self.peak = max(self.peak, memory_mb())
+        self.peak = max(self.peak, rss_mb())
 
 
 async def sweep(
@@ -77,7 +73,7 @@ async def sweep(
         workers=workers,
     )
     stats0 = srv.stats()
-    async with PeakRss() as mem:
+    async with PeakRss() if workers == 1 else contextlib.nullcontext() as mem:
         t0 = time.perf_counter()
         result = await run_sweep(exp, folder, home=REPO)
         wall = time.perf_counter() - t0
@@ -87,6 +83,12 @@ async def sweep(
         raise RuntimeError(
             f"{len(result.failed)} sessions failed: {next(iter(result.failed.values()))}"
         )
+    memory = {}
+    if mem is not None:
+        memory = {
+            "rss_growth_mb": round(mem.peak - mem.before, 1),
+            "mb_per_session": round((mem.peak - mem.before) / n, 2),
+        }
     return {
         "sessions": n,
         "workers": worker_count(exp, n),
@@ -96,8 +98,7 @@ async def sweep(
         "calls_per_s": round(calls / wall, 1),
         # the server's own CPU over the wall time: near 1.0 means it is the bottleneck
         "server_busy": round((stats1["cpu_s"] - stats0["cpu_s"]) / wall, 2),
-        "rss_growth_mb": round(mem.peak - mem.before, 1),
-        "mb_per_session": round((mem.peak - mem.before) / n, 2),
+        **memory,
     }
 
 
@@ -130,9 +131,11 @@ async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) 
         one_rate = one_rate or row["sessions_per_s"]
         row["ideal_sessions_per_s"] = round(n * one_rate, 3)
         row["efficiency"] = round(row["sessions_per_s"] / (n * one_rate), 3)
-        if row["workers"] > 1 and n <= 100:  # the same sweep in one process, for comparison
+        if row["workers"] > 1:  # the same sweep in one process: for comparison, and memory
             alone = await sweep(srv, n, rounds, tmp / f"alone-{n}", 1)
             row["one_process_efficiency"] = round(alone["sessions_per_s"] / (n * one_rate), 3)
+            row["rss_growth_mb"] = alone["rss_growth_mb"]
+            row["mb_per_session"] = alone["mb_per_session"]
         try:
             b_wall = await bare_many(srv, n, plan)
             one_bare = one_bare or n / b_wall

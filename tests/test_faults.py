@@ -184,6 +184,8 @@ async def test_a_fault_that_outlasts_the_retries_surfaces(kinds: tuple[str, ...]
         plan.stop()
     assert srv.calls == len(kinds), "one try and max_retries retries, no more"
     assert "\n" not in str(info.value)
+    if kinds[-1] in ("cut_json", "bad_json"):
+        assert "not valid JSON" in str(info.value) and "line 1 column" in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------

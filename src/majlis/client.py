@@ -26,6 +26,7 @@ from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
+import orjson
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -385,21 +386,24 @@ class OpenAIBackend(Backend):
             # headers and error types all hold. `chat.completions.create` would first walk
             # every message against its union of TypedDicts to rename aliased keys (chat
             # parameters have none), about 0.8 ms of CPU a call: the largest single cost of a
-            # sweep at a hundred sessions on two cores.
+            # sweep at a hundred sessions on two cores. The body goes as JSON bytes encoded
+            # by orjson, a fifth of the json module's time for a 30 kB prompt; the client's
+            # default headers already say it is JSON.
             raw = await client.post(
-                "/chat/completions", body=body, cast_to=openai.AsyncAPIResponse[ChatCompletion]
+                "/chat/completions",
+                content=orjson.dumps(body),
+                cast_to=openai.AsyncAPIResponse[ChatCompletion],
             )
             budget.left -= raw.retries_taken
             ms = (time.perf_counter() - start) * 1000
-        try:
-            data = await raw.json()  # a cut or malformed body raises ValueError
-        except ValueError as exc:
-            raise BadResponseError(
-                f"{self.where} sent a reply that is not valid JSON ({_one_line(exc)})"
-            ) from None
-        try:
-            return _reply(Completion.model_validate(data), ms)
+            text = await raw.read()
+        try:  # parsed and checked in one pass
+            return _reply(Completion.model_validate_json(text), ms)
         except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":  # a cut or malformed body
+                raise BadResponseError(
+                    f"{self.where} sent a reply that is not valid JSON ({_brief_error(exc)})"
+                ) from None
             raise BadResponseError(
                 f"{self.where} sent a reply that is not a chat completion ({_brief_error(exc)})"
             ) from None
@@ -441,10 +445,6 @@ def _scrub(exc: openai.APIError, secret: str | None) -> None:
             exc.body = json.loads(_mask(json.dumps(exc.body), secret))
         except (TypeError, ValueError):
             exc.body = None
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 class _Message(BaseModel):

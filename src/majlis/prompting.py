@@ -78,6 +78,9 @@ class Templates:
         self.search = search
         self.env = _environment(tuple(str(p) for p in search))
         self.used: dict[str, str] = {}  # template name -> sha256 of the file it was read from
+        # each template is looked up once per session: the session renders the text it hashed
+        # in `used`, even if the file changes mid-run, and skips a file check per prompt
+        self._loaded: dict[str, jinja2.Template] = {}
 
     def path_of(self, name: str) -> Path:
         for base in self.search:
@@ -87,7 +90,8 @@ class Templates:
 
     def render(self, name: str, **ctx: Any) -> str:
         try:
-            template = self.env.get_template(name)
+            template = self._loaded.get(name) or self.env.get_template(name)
+            self._loaded[name] = template
             text = template.render(**ctx)
         except jinja2.TemplateNotFound:
             raise ScenarioError(self.path_of(name), None, "prompt template not found") from None
