@@ -393,14 +393,23 @@ async def _drive(
                 written = len(events)
                 inp = None if snap.values else inp
             while True:  # one pass per stretch between a person's moves
-                asked = None
+                asked = final = None
                 try:
                     # durability="async": a step's checkpoint is written while the next
                     # step waits on its model call, not before it starts. A kill can lose
-                    # the last step's checkpoint; resume then runs that step again.
-                    async for update in graph.astream(
-                        inp, config, context=deps, durability="async", stream_mode="updates"
+                    # the last step's checkpoint; resume then runs that step again. The
+                    # state's values come along with each update, so the final state need
+                    # not be read back from the checkpoints (and the log rebuilt).
+                    async for mode, update in graph.astream(
+                        inp,
+                        config,
+                        context=deps,
+                        durability="async",
+                        stream_mode=["updates", "values"],
                     ):
+                        if mode == "values":
+                            final = None if "__interrupt__" in update else update
+                            continue
                         if "__interrupt__" in update:
                             asked = update["__interrupt__"][0].value
                             continue
@@ -426,7 +435,8 @@ async def _drive(
                 if ask_human is None:
                     raise RunError(f"run {rd.run_id} waits for a person to play {asked['party']}")
                 inp = Command(resume=await asyncio.to_thread(ask_human, asked))
-            final = (await graph.aget_state(config)).values
+            if final is None:  # nothing ran: a resume of a session that had ended
+                final = (await graph.aget_state(config)).values
         rd.sync_events()
     except BaseException as exc:
         reason = (
