@@ -13,12 +13,14 @@ parent as it writes to them).
 For comparison, the same N run as bare replays (the recorded requests of one session sent
 straight through one shared openai SDK client in the same dependency structure) show what
 the SDK, the server and the machine can do at that N without the harness: the ceiling.
+They run in one process, then dealt out to as many processes as the sweep's workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import tempfile
 import time
@@ -73,7 +75,8 @@ async def sweep(
         workers=workers,
     )
     stats0 = srv.stats()
-    async with PeakRss() if workers == 1 else contextlib.nullcontext() as mem:
+    alone = worker_count(exp, n) == 1
+    async with PeakRss() if alone else contextlib.nullcontext() as mem:
         t0 = time.perf_counter()
         result = await run_sweep(exp, folder, home=REPO)
         wall = time.perf_counter() - t0
@@ -113,6 +116,38 @@ async def bare_many(srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]]
     return time.perf_counter() - t0
 
 
+def _bare_worker(base_url: str, n: int, plan: list[list[dict[str, Any]]], go: Any) -> None:
+    async def replays() -> None:
+        client = bare_client(base_url, max_retries=5)
+        await asyncio.gather(*(bare(base_url, plan, client) for _ in range(n)))
+        await client.close()
+
+    go.wait()
+    asyncio.run(replays())
+
+
+async def bare_spread(
+    srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]], workers: int
+) -> float:
+    """The N replays dealt out to forked processes, timed from their common start: what the
+    SDK and the server can do at that N with every core in use."""
+    mp = multiprocessing.get_context("fork")
+    go = mp.Event()
+    procs = [
+        mp.Process(target=_bare_worker, args=(srv.base_url, len(range(i, n, workers)), plan, go))
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    t0 = time.perf_counter()
+    go.set()
+    for proc in procs:
+        await asyncio.to_thread(proc.join)
+    if any(proc.exitcode for proc in procs):
+        raise RuntimeError(f"a bare replay process failed: {[p.exitcode for p in procs]}")
+    return time.perf_counter() - t0
+
+
 async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) -> dict[str, Any]:
     # warm-up and one session's requests, for the bare replays
     srv.record(True)
@@ -141,6 +176,9 @@ async def measure(srv: ServerProcess, sizes: list[int], rounds: int, tmp: Path) 
             one_bare = one_bare or n / b_wall
             row["bare_wall_s"] = round(b_wall, 3)
             row["bare_efficiency"] = round((n / b_wall) / (n * one_bare), 3)
+            if row["workers"] > 1:
+                spread = await bare_spread(srv, n, plan, row["workers"])
+                row["bare_workers_efficiency"] = round((n / spread) / (n * one_bare), 3)
         except Exception as exc:
             row["bare_error"] = f"{type(exc).__name__}: {exc}"
         rows.append(row)
