@@ -120,11 +120,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{r['sessions_per_s']:.2f} sessions/s ({r['calls_per_s']:.0f} calls/s), "
                 f"{r['efficiency']:.2f} of ideal"
             )
+            if r.get("workers", 1) > 1:
+                value += f" in {r['workers']} workers"
+            if "one_process_efficiency" in r:
+                value += f" ({r['one_process_efficiency']:.2f} in one process)"
             if "bare_efficiency" in r:
-                value += f" (bare SDK {r['bare_efficiency']:.2f})"
+                value += f"; bare SDK {r['bare_efficiency']:.2f}"
+            if "bare_workers_efficiency" in r:
+                value += f" ({r['bare_workers_efficiency']:.2f} over {r['workers']} processes)"
             if "server_busy" in r:
                 value += f", server CPU {r['server_busy']:.0%}"
-            value += f", {r['mb_per_session']:.1f} MB/session"
+            if "mb_per_session" in r:
+                value += f", {r['mb_per_session']:.1f} MB/session"
             where = f"{r['sessions']:>3} sessions x {s['rounds']} rounds, "
             where += f"{s['latency_s'] * 1000:.0f} ms latency"
             out.append(("scaling", where, value, goal))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
 
-from majlis.budget import Budget, Meter, Price, PriceTable, Spending
+from majlis.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from majlis.client import ModelConfig
 from majlis.errors import BudgetExceeded
 from majlis.log import Usage
@@ -28,8 +29,9 @@ from majlis.sweep import Experiment, run_sweep
         (Budget(), [(10**9, 10**9)] * 50, False),  # no limits set
     ],
 )
-def test_meter(budget: Budget, spent: list[tuple[int, int]], stops: bool) -> None:
-    meter = Meter(budget, PriceTable(prices={"m": Price(input=1.0, output=2.0)}))
+@pytest.mark.parametrize("kind", [Meter, SharedMeter])
+def test_meter(budget: Budget, spent: list[tuple[int, int]], stops: bool, kind: type) -> None:
+    meter = kind(budget, PriceTable(prices={"m": Price(input=1.0, output=2.0)}))
     for p, c in spent:
         meter.check()
         meter.charge("m", Usage(prompt_tokens=p, completion_tokens=c))
@@ -85,3 +87,24 @@ async def test_sweep_budget_caps_the_whole_sweep(home: Path, tmp_path: Path, wor
     assert len(outcomes) == 4, "every session ends with a recorded outcome"
     stopped = [o for o in outcomes if o["stopped"] and "sweep budget" in o["stopped"]]
     assert len(stopped) >= 2 and len(outcomes) - len(stopped) >= 1
+
+
+def _charge_many(meter: SharedMeter, n: int) -> None:
+    for _ in range(n):
+        meter.charge("m", Usage(prompt_tokens=3, completion_tokens=1))
+
+
+def test_a_shared_meter_counts_every_process_charges() -> None:
+    """Four processes charging at once: no charge lost to a race."""
+    mp = multiprocessing.get_context("fork")
+    meter = SharedMeter(
+        Budget(max_calls=10**6), PriceTable(prices={"m": Price(input=1, output=1)}), mp=mp
+    )
+    procs = [mp.Process(target=_charge_many, args=(meter, 2000)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    _charge_many(meter, 2000)
+    for proc in procs:
+        proc.join()
+    assert (meter.calls, meter.tokens) == (10_000, 40_000)
+    assert meter.cost == pytest.approx(40_000 / 1_000_000)

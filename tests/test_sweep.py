@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import stable
 from typer.testing import CliRunner
 
 from majlis.cli import app
+from majlis.client import portion
 from majlis.compare import collect, compare
 from majlis.loopback import Completion, LoopbackServer, scripted_responder
 from majlis.report import write_report
@@ -237,3 +239,11 @@ def test_workers_are_capped_by_sessions_limits_and_people() -> None:
         "sudani": human.models[0].default.model_copy(update={"model": "human"})
     }
     assert worker_count(human, 100) == 1, "a person answers at this terminal"
+
+
+@pytest.mark.parametrize("total", [1, 2, 7, 8, 600])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_workers_share_a_limit_without_loss_or_excess(total: int, k: int) -> None:
+    shares = [portion(total, (i, k)) for i in range(k)]
+    assert sum(shares) == total and max(shares) - min(shares) <= 1
+    assert portion(None, (0, k)) is None

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from .log import Event, Manifest, Outcome
 from .moves import Vote
 from .scenario import AgentCard, Scenario
+from .sweep import Experiment
 
 MODELS: dict[str, type[BaseModel]] = {
     "scenario": Scenario,
@@ -18,6 +19,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "event": Event,
     "outcome": Outcome,
     "vote": Vote,
+    "experiment": Experiment,
 }
 
 
