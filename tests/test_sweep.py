@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +175,13 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown variant 'nope'" in bad.output
 
 
+@pytest.mark.parametrize("method", ["fork", "spawn"])  # Linux forks; macOS would spawn
 async def test_workers_run_the_same_sessions_in_separate_processes(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, monkeypatch: Any, method: str
 ) -> None:
+    from majlis import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "_mp", lambda: multiprocessing.get_context(method))
     seen: list[tuple[str, dict[str, Any]]] = []
     with LoopbackServer(scripted_responder) as srv:
         alone = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=2)

@@ -400,9 +400,11 @@ class OpenAIBackend(Backend):
         try:  # parsed and checked in one pass
             return _reply(Completion.model_validate_json(text), ms)
         except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":  # a cut or malformed body
+            first = exc.errors()[0]
+            if first["type"] == "json_invalid":  # a cut or malformed body
+                why = first["msg"].removeprefix("Invalid JSON: ")
                 raise BadResponseError(
-                    f"{self.where} sent a reply that is not valid JSON ({_brief_error(exc)})"
+                    f"{self.where} sent a reply that is not valid JSON ({why})"
                 ) from None
             raise BadResponseError(
                 f"{self.where} sent a reply that is not a chat completion ({_brief_error(exc)})"
