@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -141,3 +142,28 @@ async def test_resuming_a_complete_run_is_refused(home: Path, tmp_path: Path) ->
     )
     with pytest.raises(RunError, match="already complete"):
         await resume_session(done.run_dir.path)
+
+
+async def test_a_cancelled_session_is_recorded_as_interrupted_and_resumes(
+    home: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C reaches a session as its task's cancellation (in a sweep's worker, too)."""
+    with LoopbackServer(scripted_responder, latency=0.05) as srv:
+        opts = RunOptions(
+            model=ModelConfig(model="scripted", base_url=srv.base_url),
+            home=home,
+            runs_root=tmp_path,
+            rounds=2,
+            run_id="cut",
+        )
+        task = asyncio.create_task(run_session(opts))
+        while srv.calls < 4:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+        assert (manifest["status"], manifest["error"]) == ("failed", "interrupted")
+        result = await resume_session(tmp_path / "cut")
+    assert result.manifest.status == "complete"
+    assert_whole(read_events(tmp_path / "cut"))

@@ -441,7 +441,7 @@ async def _drive(
     except BaseException as exc:
         reason = (
             "interrupted"
-            if isinstance(exc, KeyboardInterrupt | GeneratorExit)
+            if isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
             else f"{type(exc).__name__}: {exc}"
         )
         rd.write_manifest(
