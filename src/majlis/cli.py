@@ -12,13 +12,13 @@ from typing import Annotated, Any, TypeVar
 
 import openai
 import typer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .budget import Budget, Spending, load_prices
-from .client import ModelConfig
+from .client import ModelConfig, ModelsFile
 from .errors import MajlisError, UserError
 from .human import Terminal
 from .scenario import data_root, list_scenarios, load_scenario, parse_file
@@ -67,14 +67,6 @@ def friendly(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-class ModelsFile(BaseModel):
-    """--models FILE: a default model and per-party overrides."""
-
-    model_config = ConfigDict(extra="forbid")
-    default: ModelConfig | None = None
-    parties: dict[str, ModelConfig] = {}
 
 
 @app.command()

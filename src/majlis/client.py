@@ -90,6 +90,14 @@ class BadResponseError(MajlisError):
     """The endpoint answered 200 with a body that is not a chat completion (cut, not JSON)."""
 
 
+class ModelsFile(BaseModel):
+    """A models file (`majlis run --models FILE`): a default model and per-party overrides."""
+
+    model_config = ConfigDict(extra="forbid")
+    default: ModelConfig | None = None
+    parties: dict[str, ModelConfig] = {}
+
+
 class OutputInvalid(Exception):
     def __init__(self, error: str, raw: str) -> None:
         super().__init__(error)

@@ -7,10 +7,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from .budget import PriceTable
+from .client import ModelsFile
+from .debrief_texts import DebriefTexts
+from .judge import Rubric
 from .log import Event, Manifest, Outcome
 from .moves import Vote
 from .scenario import AgentCard, Scenario
 from .sweep import Experiment
+from .variants import Variant
 
 MODELS: dict[str, type[BaseModel]] = {
     "scenario": Scenario,
@@ -20,6 +25,11 @@ MODELS: dict[str, type[BaseModel]] = {
     "outcome": Outcome,
     "vote": Vote,
     "experiment": Experiment,
+    "models": ModelsFile,
+    "variant": Variant,
+    "prices": PriceTable,
+    "rubric": Rubric,
+    "debrief-texts": DebriefTexts,
 }
 
 
