@@ -105,25 +105,25 @@ async def sweep(
     }
 
 
-async def bare_many(srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]]) -> float:
-    """N replays at once through one shared client: the most the SDK does on this machine."""
-    t0 = time.perf_counter()
+async def replays(base_url: str, n: int, plan: list[list[dict[str, Any]]]) -> None:
+    """N replays at once through one shared client."""
     # retries as the harness's client has them: at hundreds of connections a pooled one can
     # meet the server's keep-alive timeout, and the SDK then retries the request
-    client = bare_client(srv.base_url, max_retries=5)
-    await asyncio.gather(*(bare(srv.base_url, plan, client) for _ in range(n)))
+    client = bare_client(base_url, max_retries=5)
+    await asyncio.gather(*(bare(base_url, plan, client) for _ in range(n)))
     await client.close()
+
+
+async def bare_many(srv: ServerProcess, n: int, plan: list[list[dict[str, Any]]]) -> float:
+    """N replays at once in this process: the most the SDK does on one core here."""
+    t0 = time.perf_counter()
+    await replays(srv.base_url, n, plan)
     return time.perf_counter() - t0
 
 
 def _bare_worker(base_url: str, n: int, plan: list[list[dict[str, Any]]], go: Any) -> None:
-    async def replays() -> None:
-        client = bare_client(base_url, max_retries=5)
-        await asyncio.gather(*(bare(base_url, plan, client) for _ in range(n)))
-        await client.close()
-
     go.wait()
-    asyncio.run(replays())
+    asyncio.run(replays(base_url, n, plan))
 
 
 async def bare_spread(

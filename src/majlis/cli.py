@@ -158,8 +158,7 @@ def run(
         party_models = spec.parties
     if context is None:
         configs = [default, *party_models.values()]
-        embedded_only = all(c.model == "embedded" and c.base_url is None for c in configs)
-        context = "window:2" if embedded_only else "full"
+        context = "window:2" if all(c.is_embedded for c in configs) else "full"
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
     store = _open_cache(runs_root / "cache.sqlite") if use_cache else None

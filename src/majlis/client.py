@@ -64,6 +64,11 @@ class ModelConfig(BaseModel):
     def is_scripted(self) -> bool:
         return self.model == "scripted" or self.model.startswith("scripted:")
 
+    @property
+    def is_embedded(self) -> bool:
+        """The embedded model, which majlis runs itself (no endpoint given)."""
+        return self.model == "embedded" and self.base_url is None
+
 
 @dataclass
 class Reply:

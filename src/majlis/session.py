@@ -42,7 +42,6 @@ EventSink = Callable[[dict[str, Any]], None]
 AskHuman = Callable[
     [dict[str, Any]], dict[str, Any]
 ]  # an interrupt's payload -> the person's answer
-EMBEDDED = "embedded"
 
 
 @dataclass
@@ -130,7 +129,7 @@ class _Prepared:
             prompter.messages("vote", [], 1, {"by": party, "package": any_package, "seq": 0})
 
     async def open(self) -> None:
-        if any(c.model == EMBEDDED and c.base_url is None for c in self.configs.values()):
+        if any(c.is_embedded for c in self.configs.values()):
             from .embedded import MODEL_NAME, start_embedded
 
             seed = next((c.seed for c in self.configs.values() if c.seed is not None), 0)
@@ -144,7 +143,7 @@ class _Prepared:
             if cfg.model == HUMAN:
                 self.clients[party] = HumanClient(party)  # type: ignore[assignment]
                 continue
-            if cfg.model == EMBEDDED and cfg.base_url is None:
+            if cfg.is_embedded:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
             self.clients[party] = make_client(
                 cfg, self.limits, self.cache, self.counter, self.meters

@@ -162,7 +162,7 @@ async def run_sweep(
         await job.run(todo, result, notify)
     else:
         whole = SharedMeter(exp.sweep_budget, prices, name="sweep", mp=_mp())
-        await _in_workers(exp, todo, runs, home, cache_file, whole, result, progress)
+        await _in_workers(exp, k, todo, runs, home, cache_file, whole, result, progress)
     write_json_atomic(
         folder / "sweep.json",
         {
@@ -279,6 +279,7 @@ class _Job:
 
 async def _in_workers(
     exp: Experiment,
+    k: int,
     todo: list[Cell],
     runs: Path,
     home: Path,
@@ -296,7 +297,6 @@ async def _in_workers(
     memory; the response cache is one SQLite file, which each worker opens for itself.
     Each worker reports its progress and its result through a pipe.
     """
-    k = worker_count(exp, len(todo))
     mp = _mp()
     loop = asyncio.get_running_loop()
     workers: list[tuple[Any, Any, list[Cell], asyncio.Future[None]]] = []
