@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from majlis.client import ModelConfig
-from majlis.sweep import Experiment, ModelSetup, run_sweep, worker_count
+from majlis.sweep import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
 
 from .common import REPO, ServerProcess, rss_mb, server_process
 from .overhead import bare, bare_client, harness, stages
@@ -75,7 +75,8 @@ async def sweep(
         workers=workers,
     )
     stats0 = srv.stats()
-    alone = worker_count(exp, n) == 1
+    k = worker_count(exp, n, sweep_configs(exp, REPO))
+    alone = k == 1
     async with PeakRss() if alone else contextlib.nullcontext() as mem:
         t0 = time.perf_counter()
         result = await run_sweep(exp, folder, home=REPO)
@@ -94,7 +95,7 @@ async def sweep(
         }
     return {
         "sessions": n,
-        "workers": worker_count(exp, n),
+        "workers": k,
         "wall_s": round(wall, 3),
         "calls": calls,
         "sessions_per_s": round(n / wall, 3),

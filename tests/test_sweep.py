@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,21 +230,95 @@ async def test_a_worker_that_dies_fails_only_its_own_sessions(
     assert all("worker process exited (code 3)" in e for e in result.failed.values())
 
 
-def test_workers_are_capped_by_sessions_limits_and_people() -> None:
-    from majlis.sweep import worker_count
+def test_workers_are_capped_by_sessions_limits_and_people(home_copy: Path) -> None:
+    from majlis.sweep import sweep_configs, worker_count
+
+    def count(exp: Experiment, sessions: int) -> int:
+        return worker_count(exp, sessions, sweep_configs(exp, home_copy))
 
     exp = experiment("http://127.0.0.1:9/v1", ["baseline"], workers=4, concurrency=8)
-    assert worker_count(exp, 100) == 4
-    assert worker_count(exp, 3) == 3, "never more workers than sessions to run"
-    assert worker_count(exp.model_copy(update={"rpm": 2}), 100) == 2
+    assert count(exp, 100) == 4
+    assert count(exp, 3) == 3, "never more workers than sessions to run"
+    assert count(exp.model_copy(update={"rpm": 2}), 100) == 2
     narrow = exp.model_copy(deep=True)
     narrow.models[0].default.concurrency = 3
-    assert worker_count(narrow, 100) == 3, "each worker needs a call slot on every endpoint"
+    assert count(narrow, 100) == 3, "each worker needs a call slot on every endpoint"
     human = exp.model_copy(deep=True)
     human.models[0].parties = {
         "sudani": human.models[0].default.model_copy(update={"model": "human"})
     }
-    assert worker_count(human, 100) == 1, "a person answers at this terminal"
+    assert count(human, 100) == 1, "a person answers at this terminal"
+    # a variant's model overrides count as much as the experiment's own models
+    for name, override in [("one-lane", "{concurrency: 2}"), ("trainee", "{model: human}")]:
+        folder = home_copy / "prompts" / "variants" / name
+        folder.mkdir()
+        (folder / "variant.yaml").write_text(f"models:\n  washington: {override}\n")
+    assert count(exp.model_copy(update={"variants": ["baseline", "one-lane"]}), 100) == 2
+    assert count(exp.model_copy(update={"variants": ["baseline", "trainee"]}), 100) == 1
+
+
+@dataclass
+class PeakServer(LoopbackServer):
+    """Counts the chat requests it is answering at once."""
+
+    in_flight: int = 0
+    peak: int = 0
+
+    async def _chat(self, request: Any) -> Any:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await super()._chat(request)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_an_endpoint_limit_set_by_a_variant_holds_for_the_whole_sweep(
+    home_copy: Path, tmp_path: Path
+) -> None:
+    folder = home_copy / "prompts" / "variants" / "one-lane"
+    folder.mkdir()
+    (folder / "variant.yaml").write_text("models:\n  washington: {concurrency: 1}\n")
+    with PeakServer(scripted_responder, latency=0.02) as srv:
+        exp = experiment(
+            srv.base_url, ["baseline", "one-lane"], seeds=2, rounds=1, concurrency=4, workers=2
+        )
+        result = await run_sweep(exp, tmp_path / "sweep", home_copy, cache_file=None)
+    assert len(result.done) == 4, result.failed
+    # the limit is the endpoint's: the baseline's sessions on it are held to it as well
+    assert srv.peak == 1
+
+
+def test_a_variant_that_moves_a_party_to_a_dead_endpoint_is_refused_up_front(
+    home_copy: Path, tmp_path: Path
+) -> None:
+    folder = home_copy / "prompts" / "variants" / "elsewhere"
+    folder.mkdir()
+    dead = "http://127.0.0.1:9/v1"
+    (folder / "variant.yaml").write_text(f"models:\n  tehran: {{base_url: '{dead}'}}\n")
+    with LoopbackServer(scripted_responder) as srv:
+        spec = tmp_path / "exp.yaml"
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "moved",
+                    "variants": ["baseline", "elsewhere"],
+                    "seeds": 1,
+                    "models": [
+                        {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
+                    ],
+                }
+            )
+        )
+        out = tmp_path / "sw"
+        res = runner.invoke(app, ["sweep", str(spec), "--home", str(home_copy), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "cannot reach model endpoint" in res.output and "127.0.0.1:9" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not out.exists()
+    (folder / "variant.yaml").write_text("models:\n  pentagon: {concurrency: 1}\n")
+    res = runner.invoke(app, ["sweep", str(spec), "--home", str(home_copy), "--out", str(out)])
+    assert res.exit_code == 2 and "models.pentagon" in res.output and "unknown party" in res.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("total", [1, 2, 7, 8, 600])

@@ -389,7 +389,7 @@ def sweep(
     exp = load_experiment(experiment, root)
     if workers is not None:
         exp = exp.model_copy(update={"workers": workers})
-    asyncio.run(preflight(exp))  # a dead endpoint is one line, before any progress bar
+    asyncio.run(preflight(exp, root))  # a dead endpoint is one line, before any progress bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
     todo = cells(exp)
     models = {c.run_id: c.setup for c in todo}

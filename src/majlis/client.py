@@ -21,6 +21,7 @@ import ssl
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -68,6 +69,17 @@ class ModelConfig(BaseModel):
     def is_embedded(self) -> bool:
         """The embedded model, which majlis runs itself (no endpoint given)."""
         return self.model == "embedded" and self.base_url is None
+
+    @property
+    def reaches_endpoint(self) -> bool:
+        """Called over HTTP: not played in process, by a person, or by the embedded model."""
+        local = self.is_scripted or self.model in ("embedded", "human")
+        return self.base_url is not None or not local
+
+    @property
+    def endpoint(self) -> str:
+        """The key its limits and connection pool are shared under."""
+        return self.base_url or "openai"
 
 
 @dataclass
@@ -134,6 +146,7 @@ class EndpointLimits:
         self.part = part
         self.rpm, self.tpm = portion(rpm, part), portion(tpm, part)
         self._sems: dict[str, asyncio.Semaphore] = {}
+        self._sizes: dict[str, int] = {}
         self._sent: dict[str, deque[tuple[float, int]]] = {}
         self._pools: dict[str, Any] = {}
         self.checked: set[tuple[str | None, str, str | None]] = set()  # endpoints reached
@@ -151,8 +164,17 @@ class EndpointLimits:
         for pool in pools.values():
             await pool.aclose()
 
+    def declare(self, configs: Iterable[ModelConfig]) -> None:
+        """Name every config that will use these limits before any call is made. Configs that
+        share an endpoint but give it different `concurrency` get the smallest: the limit is
+        the endpoint's, and the strictest reading of it is the safe one."""
+        for cfg in filter(lambda c: c.reaches_endpoint, configs):
+            key = cfg.endpoint
+            self._sizes[key] = min(self._sizes.get(key, cfg.concurrency), cfg.concurrency)
+
     def get(self, key: str, size: int) -> asyncio.Semaphore:
         if key not in self._sems:
+            size = self._sizes.get(key, size)
             self._sems[key] = asyncio.Semaphore(portion(size, self.part) or 1)
         return self._sems[key]
 
@@ -284,7 +306,7 @@ class OpenAIBackend(Backend):
         self.name = config.model
         self._own_limits = limits is None
         self.limits = limits or EndpointLimits()
-        self.endpoint = config.base_url or "openai"
+        self.endpoint = config.endpoint
         key = resolve_key(config)
         self._secret = key if key not in ("", "not-needed") else None
         self.client = openai.AsyncOpenAI(

@@ -118,6 +118,7 @@ class _Prepared:
         self.clients: dict[str, ModelClient] = {}
         self._own_limits = limits is None
         self.limits = limits or EndpointLimits()
+        self.limits.declare(configs.values())
         self.cache = cache
         self.counter = SampleCounter()
         self.meters = (spending or Spending()).meters()
@@ -168,7 +169,7 @@ class _Prepared:
         return Deps(loaded=self.loaded, prompters=self.prompters, clients=self.clients)
 
 
-def _party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str, ModelConfig]:
+def party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str, ModelConfig]:
     """Each party's model: the default, its own entry, then the variant's overrides, then the seed."""
     variant = load_variant(root, opts.variant)
     spec = variants_dir(root) / str(opts.variant) / "variant.yaml"
@@ -242,7 +243,7 @@ async def run_session(
     prepared = _Prepared(
         loaded,
         opts.variant,
-        _party_configs(opts, list(loaded.scenario.parties), home),
+        party_configs(opts, list(loaded.scenario.parties), home),
         opts.cache,
         opts.limits,
         opts.spending,

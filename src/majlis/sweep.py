@@ -30,7 +30,7 @@ from .errors import UserError
 from .human import HUMAN
 from .recorder import RunDir, write_json_atomic
 from .scenario import data_root, load_scenario, parse_file
-from .session import RunOptions, resume_session, run_session
+from .session import RunOptions, party_configs, resume_session, run_session
 from .variants import BASELINE, load_variant
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)]
@@ -110,7 +110,26 @@ def load_experiment(path: Path, home: Path) -> Experiment:
             )
     if len({c.run_id for c in cells(exp)}) != len(cells(exp)):
         raise UserError(f"{path}: variants, model names and seeds must be unique")
+    sweep_configs(exp, home)  # a variant's bad model override is refused now, not per session
     return exp
+
+
+def sweep_configs(exp: Experiment, home: Path) -> list[ModelConfig]:
+    """Every party's model in every variant and model set-up, resolved as its sessions will
+    resolve it (a variant's overrides included). The per-endpoint limits, the worker count
+    and the pre-flight all go by these, not by the experiment file's models alone."""
+    parties = list(load_scenario(exp.scenario, home).scenario.parties)
+    found: list[ModelConfig] = []
+    for v in exp.variants:
+        for m in exp.models:
+            opts = RunOptions(
+                model=m.default,
+                party_models=m.parties,
+                variant=None if v == BASELINE else v,
+                home=home,
+            )
+            found += party_configs(opts, parties, home).values()
+    return found
 
 
 @dataclass
@@ -141,7 +160,7 @@ async def run_sweep(
     """
     home = data_root(home)
     if check:
-        await preflight(exp)
+        await preflight(exp, home)
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "experiment.json", exp.model_dump())
@@ -155,7 +174,7 @@ async def run_sweep(
         else:
             todo.append(cell)
     prices = exp.price_table()
-    k = worker_count(exp, len(todo))
+    k = worker_count(exp, len(todo), sweep_configs(exp, home))
     if k == 1:
         whole = Meter(exp.sweep_budget, prices, name="sweep")
         job = _Job(exp, runs, home, cache_file, (0, 1), whole)
@@ -177,11 +196,11 @@ async def run_sweep(
     return result
 
 
-def worker_count(exp: Experiment, sessions: int) -> int:
+def worker_count(exp: Experiment, sessions: int, configs: list[ModelConfig]) -> int:
     """How many processes to use: as asked, but never more than there are sessions to run,
     sessions allowed at once, or calls and requests per minute allowed on any one endpoint
-    (each worker gets its portion of every limit, and a portion must not be zero)."""
-    configs = [cfg for m in exp.models for cfg in [m.default, *m.parties.values()]]
+    (each worker gets its portion of every limit, and a portion must not be zero).
+    `configs` are the sweep's resolved models (`sweep_configs`)."""
     if any(cfg.model == HUMAN for cfg in configs):
         return 1  # a person answers at this terminal, which a worker process does not have
     caps = [exp.workers, max(sessions, 1), exp.concurrency]
@@ -213,6 +232,7 @@ class _Job:
         exp = self.exp
         cache = ResponseCache(self.cache_file) if self.cache_file else None
         limits = EndpointLimits(exp.rpm, exp.tpm, self.part)
+        limits.declare(sweep_configs(exp, self.home))  # before any session makes a call
         shared = [self.whole] if exp.sweep_budget.is_set() else []
         spending = Spending(exp.budget, exp.price_table(), shared)
         gate = asyncio.Semaphore(portion(exp.concurrency, self.part) or 1)
@@ -390,22 +410,20 @@ def _worker(job: _Job, todo: list[Cell], out: Any, report: bool) -> None:
         out.close()
 
 
-async def preflight(exp: Experiment) -> None:
-    """Reach every distinct endpoint once before a folder exists: a dead one is the user's error."""
+async def preflight(exp: Experiment, home: Path) -> None:
+    """Reach every distinct endpoint once before a folder exists: a dead one is the user's error.
+    A variant's overrides count: one that sends a party to another endpoint gets it checked."""
     seen: set[tuple[str | None, str, str | None]] = set()
-    for setup in exp.models:
-        for cfg in [setup.default, *setup.parties.values()]:
-            key = (cfg.base_url, cfg.model, cfg.api_key_env)
-            if key in seen or (
-                cfg.base_url is None and (cfg.is_scripted or cfg.model in ("embedded", "human"))
-            ):
-                continue
-            seen.add(key)
-            client = make_client(cfg)
-            try:
-                await client.backend.check()
-            finally:
-                await client.backend.aclose()
+    for cfg in sweep_configs(exp, home):
+        key = (cfg.base_url, cfg.model, cfg.api_key_env)
+        if key in seen or not cfg.reaches_endpoint:
+            continue
+        seen.add(key)
+        client = make_client(cfg)
+        try:
+            await client.backend.check()
+        finally:
+            await client.backend.aclose()
 
 
 def _status(path: Path) -> str:
