@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from majlis.cli import app
+from majlis.loopback import Completion, LoopbackServer, scripted_responder
 
 runner = CliRunner()
 
@@ -85,8 +90,6 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_wrong_key_is_refused_before_the_run(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from majlis.loopback import LoopbackServer, scripted_responder
-
     monkeypatch.setenv("MAJLIS_TEST_KEY", "wrong")
     with LoopbackServer(scripted_responder, api_key="right") as srv:
         res = invoke(
@@ -194,3 +197,73 @@ def test_run_picks_a_bounded_context_for_the_embedded_model(
     monkeypatch.setattr(session, "run_session", fake)
     res = invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", *args)
     assert res.exit_code == 2 and seen == [expected]
+
+
+def _unknown_model(body: dict) -> Completion:
+    raise AssertionError("never asked: every chat request is refused first")
+
+
+def _refuse_unknown_models(body: dict, n: int) -> JSONResponse | None:
+    """What OpenAI answers for a model name it does not know."""
+    if body.get("model") == "gpt-x":
+        message = f"The model `{body['model']}` does not exist or you do not have access to it."
+        return JSONResponse(
+            {"error": {"message": message, "type": "invalid_request_error"}}, status_code=404
+        )
+    return None
+
+
+def test_a_model_the_endpoint_does_not_know_is_refused_before_a_run_is_kept(
+    home: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    with LoopbackServer(_unknown_model, fault=_refuse_unknown_models) as srv:
+        res = invoke(
+            "run", "--model", "gpt-x", "--base-url", srv.base_url,
+            "--home", str(home), "--out", str(runs), "--quiet",
+        )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    line = " ".join(res.output.split())
+    assert line.startswith("majlis: error: the first model call was refused, no run recorded")
+    assert "404" in line and "`gpt-x` does not exist" in line and srv.base_url in line
+    assert len(res.output.strip().splitlines()) == 1
+    assert not runs.exists() or not any(runs.iterdir()), "nothing half-written in runs/"
+
+
+def test_a_refusal_after_the_first_reply_keeps_the_failed_run(home: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    plan = lambda body, n: _refuse_unknown_models({"model": "gpt-x"}, n) if n > 3 else None  # noqa: E731
+    with LoopbackServer(scripted_responder, fault=plan) as srv:
+        res = invoke(
+            "run", "--model", "scripted", "--base-url", srv.base_url,
+            "--home", str(home), "--out", str(runs), "--quiet",
+        )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    (run,) = runs.iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "NotFoundError" in manifest["error"]
+
+
+@dataclass
+class _NoModelsRoute(LoopbackServer):
+    """A server with the chat route only, as some OpenAI-compatible servers are."""
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+
+
+def test_a_base_url_without_the_api_path_is_told_apart_from_a_server_without_models(
+    home: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    with _NoModelsRoute(scripted_responder) as srv:
+        args = ["--model", "scripted", "--home", str(home), "--out", str(runs), "--rounds", "1"]
+        works = invoke("run", *args, "--base-url", srv.base_url, "--quiet")
+        assert works.exit_code == 0, works.output  # no /models, but the chat route answers
+        wrong = srv.base_url.removesuffix("/v1")
+        res = invoke("run", *args, "--base-url", wrong, "--quiet")
+    assert res.exit_code == 2, res.output
+    line = " ".join(res.output.split())
+    assert f"majlis: error: {wrong} answered 404 Not Found to /models and to a chat" in line
+    assert "usually ends in /v1" in line and len(res.output.strip().splitlines()) == 1
+    assert len(list(runs.iterdir())) == 1, "only the run that worked is kept"

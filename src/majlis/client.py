@@ -338,8 +338,36 @@ class OpenAIBackend(Backend):
             raise EndpointError(
                 f"cannot reach model endpoint {self.where}: {type(cause).__name__}: {cause}"
             ) from None
+        except openai.NotFoundError:
+            await self._probe()  # no /models: a server without that route, or a wrong URL
         except openai.APIStatusError:
-            pass  # alive, just no /models route
+            pass  # alive, and answering: the route is merely refused
+
+    async def _probe(self) -> None:
+        """One chat request of a single token, made only when /models is missing. Every
+        OpenAI-compatible server has both routes, so a 404 here too means the base URL
+        (most often a missing /v1) or the model name is wrong: the user's error, said now
+        rather than after a run folder exists."""
+        try:
+            await self.client.with_options(
+                max_retries=0, timeout=min(30.0, self.config.timeout)
+            ).post(
+                "/chat/completions",
+                body={
+                    "model": self.config.model,
+                    "messages": [{"role": "user", "content": "Say OK."}],
+                    "max_tokens": 1,
+                },
+                cast_to=openai.AsyncAPIResponse[ChatCompletion],
+            )
+        except openai.NotFoundError:
+            raise EndpointError(
+                f"{self.where} answered 404 Not Found to /models and to a chat request for "
+                f"model {self.config.model!r}: check the base URL (it usually ends in /v1) "
+                "and the model name"
+            ) from None
+        except openai.APIError:
+            pass  # anything else, the session's first call meets and reports in full
 
     async def chat(
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
@@ -444,6 +472,18 @@ class OpenAIBackend(Backend):
             raise BadResponseError(
                 f"{self.where} sent a reply that is not a chat completion ({_brief_error(exc)})"
             ) from None
+
+
+def refusal(exc: BaseException) -> str | None:
+    """For an endpoint's answer that retrying cannot change (a 4xx other than a timeout,
+    conflict or rate limit: an unknown model, a missing route, a forbidden key), one line
+    saying where and what; None for anything else."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    if not 400 <= exc.status_code < 500 or exc.status_code in (408, 409, 429):
+        return None
+    said = " ".join(str(exc.message).split())
+    return f"{exc.request.url} answered {exc.status_code}: {said[:300]}"
 
 
 class _Budget:

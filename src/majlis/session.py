@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import functools
 import importlib.metadata
+import json
 import platform
+import shutil
 import subprocess
 import sys
 import uuid
@@ -27,9 +29,9 @@ from . import rules
 from .budget import Spending
 from .cache import ResponseCache, SampleCounter
 from .checkpoints import open_checkpoints
-from .client import EndpointLimits, ModelClient, ModelConfig, make_client
+from .client import EndpointLimits, ModelClient, ModelConfig, make_client, refusal
 from .context import ContextPolicy
-from .errors import BudgetExceeded, RunError, ScenarioError, UserError
+from .errors import BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
@@ -305,8 +307,6 @@ async def run_session(
 
 def load_snapshot(rd: RunDir) -> LoadedScenario:
     """The scenario exactly as the run used it, from the run folder."""
-    import json
-
     try:
         snap = json.loads(rd.scenario_path.read_text(encoding="utf-8"))
         return LoadedScenario(
@@ -439,6 +439,14 @@ async def _drive(
                 final = (await graph.aget_state(config)).values
         rd.sync_events()
     except BaseException as exc:
+        refused = refusal(exc)
+        if fresh and refused and not _any_reply(rd):
+            # turned away at the first call (a wrong model name, a base URL without the
+            # chat route): the user's error, and nothing in the folder worth keeping
+            shutil.rmtree(rd.path, ignore_errors=True)
+            raise EndpointError(
+                f"the first model call was refused, no run recorded: {refused}"
+            ) from None
         reason = (
             "interrupted"
             if isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
@@ -455,6 +463,15 @@ async def _drive(
     manifest = manifest.model_copy(update={"status": "complete", "finished": _now()})
     rd.write_manifest(manifest)
     return RunResult(rd, manifest, outcome)
+
+
+def _any_reply(rd: RunDir) -> bool:
+    """Whether any model call of the run was answered (its event carries usage)."""
+    try:
+        lines = rd.events_path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    return any(json.loads(x).get("usage") for x in lines if x.strip())
 
 
 def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
