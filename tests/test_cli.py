@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,3 +268,29 @@ def test_a_base_url_without_the_api_path_is_told_apart_from_a_server_without_mod
     assert f"majlis: error: {wrong} answered 404 Not Found to /models and to a chat" in line
     assert "usually ends in /v1" in line and len(res.output.strip().splitlines()) == 1
     assert len(list(runs.iterdir())) == 1, "only the run that worked is kept"
+
+
+def test_why_an_endpoint_cannot_be_used_is_said_in_plain_words(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK's transport calls every failed connect a ConnectTimeout; the line says which
+    failure it was, and the OpenAI API without a key is refused before any request."""
+    silent = socket.socket()  # accepts connections, never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    quiet_url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cases = [
+        (["--model", "gpt-4o-mini"], "which needs a key: set OPENAI_API_KEY"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "connection refused"),
+        (["--base-url", "http://no-such-host.invalid/v1"], "the host name does not resolve"),
+        (["--base-url", quiet_url, "--timeout", "1"], "no answer before the timeout"),
+    ]
+    with silent:
+        for args, words in cases:
+            runs = tmp_path / "runs"
+            res = invoke("run", "--model", "gpt-x", *args, "--home", str(home), "--out", str(runs))
+            assert res.exit_code == 2, res.output
+            assert words in " ".join(res.output.split()), res.output
+            assert "ConnectTimeout" not in res.output and len(res.output.strip().splitlines()) == 1
+            assert not runs.exists() or not any(runs.iterdir())

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import re
+import socket
 import ssl
 import time
 import uuid
@@ -258,7 +259,16 @@ def resolve_key(config: ModelConfig) -> str:
                 f"environment variable {config.api_key_env} is not set (it should hold the API key)"
             )
         return key
-    return os.environ.get("OPENAI_API_KEY", "") if config.base_url is None else "not-needed"
+    if config.base_url is not None:
+        return "not-needed"  # a local server; one that wants a key is named with api_key_env
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if not key:
+        raise UserError(
+            f"model {config.model!r} with no base URL means the OpenAI API, which needs a key: "
+            "set OPENAI_API_KEY (or name another variable with --api-key-env), or give "
+            "--base-url for another endpoint"
+        )
+    return key
 
 
 @functools.cache
@@ -334,9 +344,8 @@ class OpenAIBackend(Backend):
                 f"{self.where} refused the API key (401); check {self.config.api_key_env or 'OPENAI_API_KEY'}"
             ) from None
         except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
             raise EndpointError(
-                f"cannot reach model endpoint {self.where}: {type(cause).__name__}: {cause}"
+                f"cannot reach model endpoint {self.where}: {unreachable(exc)}"
             ) from None
         except openai.NotFoundError:
             await self._probe()  # no /models: a server without that route, or a wrong URL
@@ -472,6 +481,30 @@ class OpenAIBackend(Backend):
             raise BadResponseError(
                 f"{self.where} sent a reply that is not a chat completion ({_brief_error(exc)})"
             ) from None
+
+
+def unreachable(exc: BaseException) -> str:
+    """Why a connection failed, in plain words. The SDK's aiohttp transport reports every
+    failed connect as a ConnectTimeout; the operating system's error underneath says which
+    it was: nothing listening, a name that does not resolve, no answer, a TLS failure."""
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    root = chain[-1]
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused (is the server running, on that port?)"
+    if isinstance(root, socket.gaierror):
+        return f"the host name does not resolve ({root.strerror})"
+    if isinstance(root, ssl.SSLError):
+        return f"TLS failed ({root})"
+    if isinstance(root, OSError) and root.strerror:
+        return f"{root.strerror}"
+    if isinstance(root, TimeoutError) or isinstance(exc, openai.APITimeoutError):
+        return "no answer before the timeout"
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {cause}"
 
 
 def refusal(exc: BaseException) -> str | None:
