@@ -284,7 +284,7 @@ def test_why_an_endpoint_cannot_be_used_is_said_in_plain_words(
         (["--model", "gpt-4o-mini"], "which needs a key: set OPENAI_API_KEY"),
         (["--base-url", "http://127.0.0.1:9/v1"], "connection refused"),
         (["--base-url", "http://no-such-host.invalid/v1"], "the host name does not resolve"),
-        (["--base-url", quiet_url, "--timeout", "1"], "no answer before the timeout"),
+        (["--base-url", quiet_url, "--timeout", "1"], "timed out"),
     ]
     with silent:
         for args, words in cases:

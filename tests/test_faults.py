@@ -396,6 +396,9 @@ def test_cli_stops_with_one_line_and_resumes(
     (run,) = runs.iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "\n" not in manifest["error"]
+    assert lines[0].endswith(f"the run is kept, to go on with: majlis resume {run}")
+    if kind in ("drop", "hang"):  # a lost connection says where, not "Connection error."
+        assert f"no reply from {server.base_url}/chat/completions: " in lines[0], lines[0]
 
     plan.stop()
     res = runner.invoke(app, ["resume", str(run), "--quiet"])

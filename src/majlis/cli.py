@@ -18,8 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .budget import Budget, Spending, load_prices
-from .client import ModelConfig, ModelsFile
-from .errors import MajlisError, UserError
+from .client import ModelConfig, ModelsFile, describe
+from .errors import MajlisError, UserError, kept
 from .human import Terminal
 from .scenario import data_root, list_scenarios, load_scenario, parse_file
 
@@ -60,10 +60,10 @@ def friendly(fn: F) -> F:
             )
             raise typer.Exit(2) from None
         except (MajlisError, openai.APIError) as exc:
-            fail(f"majlis: stopped: {type(exc).__name__}: {exc}")
+            fail(f"majlis: stopped: {describe(exc)}{'; ' + kept(exc) if kept(exc) else ''}")
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            fail("majlis: interrupted")
+        except KeyboardInterrupt as exc:
+            fail(f"majlis: interrupted{'; ' + kept(exc) if kept(exc) else ''}")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]

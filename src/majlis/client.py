@@ -502,9 +502,17 @@ def unreachable(exc: BaseException) -> str:
     if isinstance(root, OSError) and root.strerror:
         return f"{root.strerror}"
     if isinstance(root, TimeoutError) or isinstance(exc, openai.APITimeoutError):
-        return "no answer before the timeout"
+        return "timed out"
     cause = exc.__cause__ or exc
     return f"{type(cause).__name__}: {cause}"
+
+
+def describe(exc: BaseException) -> str:
+    """An error as the run's manifest and the terminal say it: its type and message, or for
+    a lost connection, where and why in plain words (the SDK's own message names neither)."""
+    if isinstance(exc, openai.APIConnectionError):
+        return f"no reply from {exc.request.url}: {unreachable(exc)}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def refusal(exc: BaseException) -> str | None:

@@ -43,3 +43,11 @@ class ModelBehaviourError(MajlisError):
 
 class BudgetExceeded(MajlisError):
     """A call, token or cost budget ran out; the session stops with a recorded status."""
+
+
+KEPT = "the run is kept, to go on with: majlis resume"
+
+
+def kept(exc: BaseException) -> str:
+    """The note a failed run's error carries, naming its folder; empty if it has none."""
+    return next((n for n in getattr(exc, "__notes__", []) if n.startswith(KEPT)), "")

@@ -29,9 +29,9 @@ from . import rules
 from .budget import Spending
 from .cache import ResponseCache, SampleCounter
 from .checkpoints import open_checkpoints
-from .client import EndpointLimits, ModelClient, ModelConfig, make_client, refusal
+from .client import EndpointLimits, ModelClient, ModelConfig, describe, make_client, refusal
 from .context import ContextPolicy
-from .errors import BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
+from .errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
@@ -450,8 +450,9 @@ async def _drive(
         reason = (
             "interrupted"
             if isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
-            else f"{type(exc).__name__}: {exc}"
+            else describe(exc)
         )
+        exc.add_note(f"{KEPT} {rd.path}")  # for the one line the command line prints
         rd.write_manifest(
             manifest.model_copy(
                 update={"status": "failed", "error": reason[:500], "finished": _now()}

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from .cache import CacheStats, ResponseCache
-from .client import EndpointLimits, ModelConfig, make_client, portion
+from .client import EndpointLimits, ModelConfig, describe, make_client, portion
 from .errors import UserError
 from .human import HUMAN
 from .recorder import RunDir, write_json_atomic
@@ -259,8 +259,8 @@ class _Job:
                             shutil.rmtree(path)  # made but never started: nothing worth keeping
                         await run_session(self.options(cell, cache, limits, spending), sink=sink)
                 except Exception as exc:  # one session's failure is recorded; the sweep goes on
-                    result.failed[cell.run_id] = f"{type(exc).__name__}: {exc}"
-                    notify("failed", {"run_id": cell.run_id, "error": str(exc)})
+                    result.failed[cell.run_id] = why = describe(exc)
+                    notify("failed", {"run_id": cell.run_id, "error": why})
                     return
                 result.done.append(cell.run_id)
                 notify("finished", {"run_id": cell.run_id})
