@@ -467,12 +467,15 @@ async def _drive(
 
 
 def _any_reply(rd: RunDir) -> bool:
-    """Whether any model call of the run was answered (its event carries usage)."""
+    """Whether any model call of the run was answered (its event carries usage). When the
+    log cannot be read, the answer is yes: the folder is kept rather than lost."""
     try:
         lines = rd.events_path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        return any(json.loads(x).get("usage") for x in lines if x.strip())
+    except FileNotFoundError:
         return False
-    return any(json.loads(x).get("usage") for x in lines if x.strip())
+    except (OSError, ValueError):
+        return True
 
 
 def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
