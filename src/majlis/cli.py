@@ -43,6 +43,12 @@ def fail(message: str) -> None:
     typer.echo(" ".join(message.split()), err=True)
 
 
+def _kept(exc: BaseException) -> str:
+    """Where a stopped run is kept, to end its one line with; empty if none was."""
+    note = kept(exc)
+    return f"; {note}" if note else ""
+
+
 def friendly(fn: F) -> F:
     """Turn known errors into one line on stderr: exit 2 for the user's errors, 1 otherwise."""
 
@@ -60,10 +66,10 @@ def friendly(fn: F) -> F:
             )
             raise typer.Exit(2) from None
         except (MajlisError, openai.APIError) as exc:
-            fail(f"majlis: stopped: {describe(exc)}{'; ' + kept(exc) if kept(exc) else ''}")
+            fail(f"majlis: stopped: {describe(exc)}{_kept(exc)}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:
-            fail(f"majlis: interrupted{'; ' + kept(exc) if kept(exc) else ''}")
+            fail(f"majlis: interrupted{_kept(exc)}")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -383,13 +389,15 @@ def sweep(
     )
 
     from .log import Usage
-    from .sweep import cells, load_experiment, preflight, run_sweep
+    from .sweep import cells, load_experiment, preflight, run_sweep, sweep_configs
 
     root = data_root(home)
     exp = load_experiment(experiment, root)
     if workers is not None:
         exp = exp.model_copy(update={"workers": workers})
-    asyncio.run(preflight(exp, root))  # a dead endpoint is one line, before any progress bar
+    asyncio.run(
+        preflight(sweep_configs(exp, root))
+    )  # a dead endpoint is one line, before any progress bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
     todo = cells(exp)
     models = {c.run_id: c.setup for c in todo}

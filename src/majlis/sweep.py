@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -159,8 +159,9 @@ async def run_sweep(
     the sessions are dealt out to that many worker processes (see `_in_workers`).
     """
     home = data_root(home)
+    configs = sweep_configs(exp, home)
     if check:
-        await preflight(exp, home)
+        await preflight(configs)
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "experiment.json", exp.model_dump())
@@ -174,14 +175,17 @@ async def run_sweep(
         else:
             todo.append(cell)
     prices = exp.price_table()
-    k = worker_count(exp, len(todo), sweep_configs(exp, home))
+    k = worker_count(exp, len(todo), configs)
+    whole = (
+        Meter(exp.sweep_budget, prices, name="sweep")
+        if k == 1
+        else SharedMeter(exp.sweep_budget, prices, name="sweep", mp=_mp())
+    )
+    job = _Job(exp, configs, runs, home, cache_file, (0, k), whole)
     if k == 1:
-        whole = Meter(exp.sweep_budget, prices, name="sweep")
-        job = _Job(exp, runs, home, cache_file, (0, 1), whole)
         await job.run(todo, result, notify)
     else:
-        whole = SharedMeter(exp.sweep_budget, prices, name="sweep", mp=_mp())
-        await _in_workers(exp, k, todo, runs, home, cache_file, whole, result, progress)
+        await _in_workers(job, todo, result, progress)
     write_json_atomic(
         folder / "sweep.json",
         {
@@ -222,6 +226,7 @@ class _Job:
     """Sessions run side by side in one process: all of a sweep's, or one worker's share."""
 
     exp: Experiment
+    configs: list[ModelConfig]  # every party's model, resolved (`sweep_configs`)
     runs: Path
     home: Path
     cache_file: Path | None
@@ -232,7 +237,7 @@ class _Job:
         exp = self.exp
         cache = ResponseCache(self.cache_file) if self.cache_file else None
         limits = EndpointLimits(exp.rpm, exp.tpm, self.part)
-        limits.declare(sweep_configs(exp, self.home))  # before any session makes a call
+        limits.declare(self.configs)  # before any session makes a call
         shared = [self.whole] if exp.sweep_budget.is_set() else []
         spending = Spending(exp.budget, exp.price_table(), shared)
         gate = asyncio.Semaphore(portion(exp.concurrency, self.part) or 1)
@@ -298,15 +303,7 @@ class _Job:
 
 
 async def _in_workers(
-    exp: Experiment,
-    k: int,
-    todo: list[Cell],
-    runs: Path,
-    home: Path,
-    cache_file: Path | None,
-    whole: SharedMeter,
-    result: SweepResult,
-    progress: Progress | None,
+    job: _Job, todo: list[Cell], result: SweepResult, progress: Progress | None
 ) -> None:
     """Deal the sessions out to worker processes and gather what they report.
 
@@ -317,6 +314,7 @@ async def _in_workers(
     memory; the response cache is one SQLite file, which each worker opens for itself.
     Each worker reports its progress and its result through a pipe.
     """
+    k = job.part[1]  # the job as a whole: worker i runs it as part (i, k)
     mp = _mp()
     loop = asyncio.get_running_loop()
     workers: list[tuple[Any, Any, list[Cell], asyncio.Future[None]]] = []
@@ -325,10 +323,9 @@ async def _in_workers(
         for i in range(k):
             share = todo[i::k]
             reader, writer = mp.Pipe(duplex=False)
-            job = _Job(exp, runs, home, cache_file, (i, k), whole)
             proc = mp.Process(
                 target=_worker,
-                args=(job, share, writer, progress is not None),
+                args=(replace(job, part=(i, k)), share, writer, progress is not None),
                 name=f"majlis-sweep-{i}",
                 daemon=True,
             )
@@ -410,11 +407,12 @@ def _worker(job: _Job, todo: list[Cell], out: Any, report: bool) -> None:
         out.close()
 
 
-async def preflight(exp: Experiment, home: Path) -> None:
+async def preflight(configs: list[ModelConfig]) -> None:
     """Reach every distinct endpoint once before a folder exists: a dead one is the user's error.
-    A variant's overrides count: one that sends a party to another endpoint gets it checked."""
+    `configs` are the sweep's resolved models (`sweep_configs`), so a variant that sends a
+    party to another endpoint gets that endpoint checked too."""
     seen: set[tuple[str | None, str, str | None]] = set()
-    for cfg in sweep_configs(exp, home):
+    for cfg in configs:
         key = (cfg.base_url, cfg.model, cfg.api_key_env)
         if key in seen or not cfg.reaches_endpoint:
             continue
