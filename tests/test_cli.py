@@ -200,6 +200,12 @@ def test_run_picks_a_bounded_context_for_the_embedded_model(
     assert res.exit_code == 2 and seen == [expected]
 
 
+def run_at(url: str, model: str, home: Path, runs: Path, *more: str):
+    """`majlis run --quiet` against one endpoint, into `runs`."""
+    args = ["--model", model, "--base-url", url, "--home", str(home), "--out", str(runs)]
+    return invoke("run", *args, "--quiet", *more)
+
+
 def _unknown_model(body: dict) -> Completion:
     raise AssertionError("never asked: every chat request is refused first")
 
@@ -219,10 +225,7 @@ def test_a_model_the_endpoint_does_not_know_is_refused_before_a_run_is_kept(
 ) -> None:
     runs = tmp_path / "runs"
     with LoopbackServer(_unknown_model, fault=_refuse_unknown_models) as srv:
-        res = invoke(
-            "run", "--model", "gpt-x", "--base-url", srv.base_url,
-            "--home", str(home), "--out", str(runs), "--quiet",
-        )  # fmt: skip
+        res = run_at(srv.base_url, "gpt-x", home, runs)
     assert res.exit_code == 2, res.output
     line = " ".join(res.output.split())
     assert line.startswith("majlis: error: the first model call was refused, no run recorded")
@@ -235,10 +238,7 @@ def test_a_refusal_after_the_first_reply_keeps_the_failed_run(home: Path, tmp_pa
     runs = tmp_path / "runs"
     plan = lambda body, n: _refuse_unknown_models({"model": "gpt-x"}, n) if n > 3 else None  # noqa: E731
     with LoopbackServer(scripted_responder, fault=plan) as srv:
-        res = invoke(
-            "run", "--model", "scripted", "--base-url", srv.base_url,
-            "--home", str(home), "--out", str(runs), "--quiet",
-        )  # fmt: skip
+        res = run_at(srv.base_url, "scripted", home, runs)
     assert res.exit_code == 1, res.output
     (run,) = runs.iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
@@ -258,11 +258,10 @@ def test_a_base_url_without_the_api_path_is_told_apart_from_a_server_without_mod
 ) -> None:
     runs = tmp_path / "runs"
     with _NoModelsRoute(scripted_responder) as srv:
-        args = ["--model", "scripted", "--home", str(home), "--out", str(runs), "--rounds", "1"]
-        works = invoke("run", *args, "--base-url", srv.base_url, "--quiet")
+        works = run_at(srv.base_url, "scripted", home, runs, "--rounds", "1")
         assert works.exit_code == 0, works.output  # no /models, but the chat route answers
         wrong = srv.base_url.removesuffix("/v1")
-        res = invoke("run", *args, "--base-url", wrong, "--quiet")
+        res = run_at(wrong, "scripted", home, runs, "--rounds", "1")
     assert res.exit_code == 2, res.output
     line = " ".join(res.output.split())
     assert f"majlis: error: {wrong} answered 404 Not Found to /models and to a chat" in line

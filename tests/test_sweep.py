@@ -297,19 +297,9 @@ def test_a_variant_that_moves_a_party_to_a_dead_endpoint_is_refused_up_front(
     dead = "http://127.0.0.1:9/v1"
     (folder / "variant.yaml").write_text(f"models:\n  tehran: {{base_url: '{dead}'}}\n")
     with LoopbackServer(scripted_responder) as srv:
+        exp = experiment(srv.base_url, ["baseline", "elsewhere"], seeds=1)
         spec = tmp_path / "exp.yaml"
-        spec.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "moved",
-                    "variants": ["baseline", "elsewhere"],
-                    "seeds": 1,
-                    "models": [
-                        {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
-                    ],
-                }
-            )
-        )
+        spec.write_text(yaml.safe_dump(exp.model_dump(mode="json", exclude_defaults=True)))
         out = tmp_path / "sw"
         res = runner.invoke(app, ["sweep", str(spec), "--home", str(home_copy), "--out", str(out)])
     assert res.exit_code == 2, res.output
