@@ -4,6 +4,7 @@
     python -m benchmarks --quick          # fewer repeats, scaling up to 100 sessions
     python -m benchmarks --embedded       # also the embedded model (minutes)
     python -m benchmarks --only caching,context
+    python -m benchmarks --only first-session   # `majlis run` as a new user meets it (minutes)
     python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
@@ -24,7 +25,7 @@ from typing import Any
 
 from .common import REPO, machine
 
-ALL = ("overhead", "scaling", "context", "caching", "embedded")
+ALL = ("overhead", "scaling", "context", "caching", "embedded", "first-session")
 DEFAULT = ("overhead", "scaling", "context", "caching")
 
 
@@ -54,6 +55,10 @@ def _run_one(name: str, quick: bool) -> dict[str, Any]:
         from . import embedded_model
 
         return embedded_model.run(quick)
+    if name == "first-session":
+        from . import first_session
+
+        return first_session.run(quick)
     raise ValueError(name)
 
 
@@ -251,6 +256,105 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     "",
                 )
             )
+    f = results.get("first-session")
+    if f:
+        out += first_session_rows(f)
+    return out
+
+
+def _num(x: float | None, fmt: str = ".1f", unit: str = " s") -> str:
+    return "none" if x is None else f"{x:{fmt}}{unit}"
+
+
+def _session(s: dict[str, Any]) -> str:
+    """One session's wall time and what it did, as one table cell."""
+    if s.get("timed_out"):
+        head = f"timed out after {s['wall_s']:.0f} s"
+    else:
+        head = f"{s['wall_s']:.{0 if s['wall_s'] >= 10 else 1}f} s, exit {s['exit_code']}"
+    if s.get("run_folder") is None:
+        return f"{head}: {(s.get('stderr_last_line') or 'no run folder')[:60]}"
+    load = f"load {s['load_average_at_start'][0]} -> {s['load_average_at_end'][0]}"
+    return (
+        f"{head}, {s.get('rounds_used')} rounds, {s.get('kind')}, {s.get('calls')} calls, "
+        f"{s.get('completion_tokens')} tokens out, {s.get('failed_turns')} failed turns; {load}"
+    )
+
+
+def first_session_rows(f: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The first-session benchmark's rows: what a new user waits for, and what they read."""
+    name, g, d = "first-session", f["goals"], f["sessions"]["default"]
+    out: list[tuple[str, str, str, str]] = []
+    if f.get("extra_args"):
+        out.append(
+            (name, "extra arguments (not the embedded default)", " ".join(f["extra_args"]), "")
+        )
+    party = f" ({f['first_turn_party']})" if f.get("first_turn_party") else ""
+    out += [
+        (
+            name,
+            "`majlis run`: time to the first visible turn",
+            _num(f["first_turn_s"]) + party,
+            f"<= 20 s: {_mark(g['first_turn_s<=20'])}",
+        ),
+        (name, "  whole session", _session(d), f"<= 240 s: {_mark(g['wall_s<=240'])}"),
+    ]
+    if "loaded" in f:
+        lo, s = f["loaded"], f["sessions"]["loaded"]
+        timeouts = "a timeout among them" if lo["timeout_in_errors"] else "no timeout"
+        out += [
+            (
+                name,
+                f"  with every core busy ({lo['hogs']} hogs)",
+                _session(s),
+                f"completes: {_mark(g['loaded_completes_without_timeout'])}",
+            ),
+            (
+                name,
+                "    status, error events",
+                f"{lo['status']}, {lo['error_events']} ({timeouts})",
+                "",
+            ),
+        ]
+    p = f["prompt_tokens_round1"]
+    ratio = p["full_over_default"]
+    out.append(
+        (
+            name,
+            f"prompt tokens per call, round 1: full vs default ({p['default_profile']})",
+            f"{_num(p['full_per_call'], '.0f', '')} vs {_num(p['default_per_call'], '.0f', '')}"
+            + (f" = {ratio:.2f}x" if ratio else f" (full: exit {p['full_exit_code']})"),
+            "",
+        )
+    )
+    r = f["readable"]
+    out.append(
+        (
+            name,
+            f"public messages that read as sentences ({', '.join(r['sessions'])})",
+            f"{_num(r['share'], '.3f', '')} ({r['readable']} of {r['messages']})",
+            f">= 0.95: {_mark(g['readable_share>=0.95'])}",
+        )
+    )
+    w = f["wrong_deal_ratio"]
+    cells = []
+    for k in ("full_llm", "narrated"):
+        if k in w:
+            x = w[k]
+            of = f" ({x['wrong']} of {x['backed']})" if x["backed"] is not None else ""
+            cells.append(f"{_num(x['ratio'], '.3f', '')}{of}")
+    label = "wrong-deal ratio, all parties: full LLM" + (", narrated" if "narrated" in w else "")
+    out.append((name, label, ", ".join(cells), ""))
+    if "narrated" in f:
+        n = f["narrated"]
+        out.append(
+            (
+                name,
+                "  narrated session (--narrate all): wall, readable",
+                f"{_session(f['sessions']['narrated'])}; readable {_num(n['readable_share'], '.3f', '')}",
+                "",
+            )
+        )
     return out
 
 

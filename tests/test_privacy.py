@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from majlis import scripted
@@ -30,6 +31,8 @@ def plant_card_canaries(home: Path) -> dict[str, str]:
         card = yaml.safe_load(path.read_text())
         pid = card["id"]
         card["private_brief"] += f" CANARY-{pid}-brief-x-x"
+        if card.get("short_brief"):  # what the compact profile shows instead
+            card["short_brief"] += f" CANARY-{pid}-brief-x-x"
         card["private_interests"].append(f"CANARY-{pid}-interest-x-x")
         card["red_lines"][0]["why"] += f" CANARY-{pid}-redline-x-x"
         issue = next(iter(card["scores"]))
@@ -53,6 +56,14 @@ class CanaryModel:
             re.search(r"<turn>(.*?)</turn>", body["messages"][-1]["content"]).group(1)
         )["party"]
         self.n += 1
+        if "thought" in reply or "reason" in reply:  # the compact shape: plain sentences
+            key = "thought" if "thought" in reply else "reason"
+            reply[key] += f" CANARY-{party}-note-{self.n}-x"
+            if "side" in reply:
+                to = reply["side"]["to"] if reply["side"] else _someone_else(party)
+                text = f"Note CANARY-{party}-side-{self.n}-{to} for you alone."
+                reply["side"] = {"to": to, "text": text}
+            return Completion(json.dumps(reply), prompt_tokens=10, completion_tokens=10)
         reply["private_reasoning"] += f" CANARY-{party}-note-{self.n}-x"
         if "side_message" in reply:
             to = reply["side_message"]["to"] if reply["side_message"] else _someone_else(party)
@@ -70,10 +81,13 @@ def may_see(reader: str, owner: str, kind: str, recipient: str) -> bool:
     return reader == owner
 
 
-async def test_no_private_material_crosses_parties(home_copy: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("profile", ["full", "compact"])
+async def test_no_private_material_crosses_parties(
+    home_copy: Path, tmp_path: Path, profile: str
+) -> None:
     score_marks = plant_card_canaries(home_copy)
     with LoopbackServer(CanaryModel()) as server:
-        cfg = ModelConfig(model="scripted", base_url=server.base_url)
+        cfg = ModelConfig(model="scripted", base_url=server.base_url, profile=profile)  # type: ignore[arg-type]
         result = await run_session(
             RunOptions(model=cfg, home=home_copy, runs_root=tmp_path, rounds=3)
         )

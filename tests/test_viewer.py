@@ -205,7 +205,7 @@ def test_participant_file_holds_nothing_private(run_dir: Path) -> None:
     assert {"chart", "proposal_scores", "annotations"}.isdisjoint(data)
     assert all(e["audience"] == "all" for e in data["events"])
     assert not {"private_note", "side_message", "error"} & {e["type"] for e in data["events"]}
-    assert all(set(c) == set(PUBLIC_CARD_FIELDS) for c in data["parties"])
+    assert all(set(c) == {*PUBLIC_CARD_FIELDS, "played_by"} for c in data["parties"])
     outcome = data["outcome"]
     assert all(set(r) == {"vote"} for r in outcome["parties"].values())
     assert "failed_turns" not in outcome and "usage" not in outcome

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .activity import Activity
 from .budget import Budget, Spending, load_prices
-from .client import ModelConfig, ModelsFile, describe
+from .client import EMBEDDED_ROUNDS, ModelConfig, ModelsFile, describe
 from .errors import MajlisError, UserError, kept
 from .human import Terminal
 from .scenario import data_root, list_scenarios, load_scenario, parse_file
@@ -82,7 +83,11 @@ def run(
         str, typer.Option(help="Scenario name (scenarios/NAME) or path.")
     ] = "cornered-in-iraq",
     rounds: Annotated[
-        int | None, typer.Option(help="Override the scenario's maximum rounds.")
+        int | None,
+        typer.Option(
+            help="Override the scenario's maximum rounds. Default: the scenario's, or "
+            f"{EMBEDDED_ROUNDS} when every party plays the embedded model."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed passed to every model call.")] = None,
     model: Annotated[
@@ -139,6 +144,21 @@ def run(
             "--cache/--no-cache", help="Replay cached replies (default: on when --seed is set)."
         ),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Prompt profile: full, compact (for small local models: short brief, "
+            "score table, what happened since the party's last move, plain-sentence "
+            "replies), or auto (compact on the embedded model, full elsewhere)."
+        ),
+    ] = "auto",
+    narrate: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Party (or 'all') whose moves the scripted negotiator decides while the "
+            "model writes its words; repeat for more parties."
+        ),
+    ] = None,
     home: Home = None,
 ) -> None:
     """Run a whole negotiation session and record it under runs/."""
@@ -153,6 +173,7 @@ def run(
             max_tokens=max_tokens,
             timeout=timeout,
             structured=structured,
+            profile=profile,
         )  # type: ignore[arg-type]
     except ValidationError as exc:
         e = exc.errors()[0]
@@ -162,9 +183,12 @@ def run(
         spec = parse_file(models, ModelsFile)
         default = spec.default or default
         party_models = spec.parties
+    configs = [default, *party_models.values()]
+    all_embedded = all(c.is_embedded for c in configs)
     if context is None:
-        configs = [default, *party_models.values()]
-        context = "window:2" if all(c.is_embedded for c in configs) else "full"
+        context = "window:2" if all_embedded else "full"
+    if rounds is None and all_embedded:
+        rounds = EMBEDDED_ROUNDS
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
     store = _open_cache(runs_root / "cache.sqlite") if use_cache else None
@@ -181,6 +205,7 @@ def run(
         cache=store,
         humans=human or [],
         context=context,
+        narrate=narrate or [],
         spending=Spending(
             _budget(max_calls, max_tokens_total, max_cost),
             load_prices(data_root(home) / "evals" / "prices.yaml"),
@@ -194,12 +219,18 @@ def run(
         from .view import LiveView
 
         loaded = with_rounds(load_scenario(scenario, data_root(home)), rounds)
-        if model == "embedded" and base_url is None and not models:
+        if all_embedded:
+            full = load_scenario(scenario, data_root(home)).scenario.deal_rule.max_rounds
             err.print(
-                "[dim]Using the embedded SmolLM2-135M model: a tiny model for trying majlis offline. "
-                "Point --base-url/--model at a real one for real negotiations.[/]"
+                "[dim]Using the embedded SmolLM2-135M model: a tiny model for trying majlis "
+                f"offline, {loaded.scenario.deal_rule.max_rounds} of the scenario's {full} rounds "
+                "(--rounds N for more). Point --base-url/--model at a real one for real "
+                "negotiations.[/]"
             )
-        with LiveView(loaded, out, show_private, progress=not human) as view:
+        opts.activity = Activity()
+        with LiveView(
+            loaded, out, show_private, progress=not human, activity=opts.activity
+        ) as view:
             result = asyncio.run(run_session(opts, sink=view, ask_human=ask))
     _summary(result)
     if store is not None:
@@ -225,8 +256,9 @@ def resume(
     if quiet:
         result = asyncio.run(resume_session(path, ask_human=ask))
     else:
-        with LiveView(load_snapshot(rd), out, progress=not people) as view:
-            result = asyncio.run(resume_session(path, sink=view, ask_human=ask))
+        activity = Activity()
+        with LiveView(load_snapshot(rd), out, progress=not people, activity=activity) as view:
+            result = asyncio.run(resume_session(path, sink=view, ask_human=ask, activity=activity))
     _summary(result)
 
 

@@ -42,6 +42,9 @@ from .log import Usage
 M = TypeVar("M", bound=BaseModel)
 Dialect = Literal["json_schema", "json_object", "prompt"]
 DIALECTS: tuple[Dialect, ...] = ("json_schema", "json_object", "prompt")
+# `majlis run` on the embedded model plays this many rounds unless told otherwise: enough
+# for the whole arc (injects, proposals, votes, an outcome) in a few minutes on two cores
+EMBEDDED_ROUNDS = 3
 
 
 class ModelConfig(BaseModel):
@@ -61,6 +64,23 @@ class ModelConfig(BaseModel):
     )
     structured: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
     concurrency: int = Field(8, ge=1, description="Calls in flight at once to this endpoint.")
+    profile: Literal["auto", "full", "compact"] = Field(
+        "auto",
+        description="Prompt profile: full, or compact for small local models (short brief, "
+        "score table, what happened since the party's last move, plain-sentence replies). "
+        "auto: compact on the embedded model, full elsewhere.",
+    )
+    narrated: bool = Field(
+        False,
+        description="The scripted negotiator decides the move from the party's scores; the "
+        "model only writes the public and side messages in the persona's voice.",
+    )
+
+    @property
+    def prompt_profile(self) -> Literal["full", "compact"]:
+        if self.profile == "auto":
+            return "compact" if self.is_embedded else "full"
+        return self.profile
 
     @property
     def is_scripted(self) -> bool:
@@ -311,7 +331,13 @@ def http_client(trust_env: bool = True) -> Any:
 class OpenAIBackend(Backend):
     """Any OpenAI-compatible endpoint, through the openai SDK over real HTTP."""
 
-    def __init__(self, config: ModelConfig, limits: EndpointLimits | None = None) -> None:
+    def __init__(
+        self, config: ModelConfig, limits: EndpointLimits | None = None, in_process: bool = False
+    ) -> None:
+        """`in_process`: the endpoint is the embedded model that this process runs, whose
+        every call is bounded by tokens (the prompt must fit its window, the reply its
+        max_tokens), so no wall clock cuts it off: a busy machine makes it slower, never
+        broken. A connection to it still times out, as nothing else should go wrong there."""
         self.config = config
         self.name = config.model
         self._own_limits = limits is None
@@ -322,7 +348,7 @@ class OpenAIBackend(Backend):
         self.client = openai.AsyncOpenAI(
             api_key=key or "missing",
             base_url=config.base_url,
-            timeout=config.timeout,
+            timeout=openai.Timeout(None, connect=30.0) if in_process else config.timeout,
             max_retries=config.max_retries,
             http_client=self.limits.pool(self.endpoint),
         )
@@ -756,10 +782,14 @@ def make_client(
     cache: ResponseCache | None = None,
     counter: SampleCounter | None = None,
     meters: list[Meter] | None = None,
+    embedded: bool = False,
 ) -> ModelClient:
-    """`scripted` with no base URL plays in process; any base URL goes over HTTP, maybe cached."""
+    """`scripted` with no base URL plays in process; any base URL goes over HTTP, maybe
+    cached. `embedded`: the base URL is the embedded model's own loopback server."""
     in_process = config.is_scripted and config.base_url is None
-    backend: Backend = ScriptedBackend(config) if in_process else OpenAIBackend(config, limits)
+    backend: Backend = (
+        ScriptedBackend(config) if in_process else OpenAIBackend(config, limits, embedded)
+    )
     if cache is not None and not in_process:
         backend = CachingBackend(backend, config, cache, counter or SampleCounter())
     return ModelClient(config, backend, meters)

@@ -8,16 +8,19 @@ previous one, is evaluated only from where that one ended.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .activity import Activity
 from .errors import UserError
-from .loopback import Completion, LoopbackServer
+from .loopback import Completion, LoopbackServer, RequestError
 
 MODEL_NAME = "smollm2-135m-instruct"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -83,24 +86,80 @@ class ConversationStates:
             self._states.popitem(last=False)
 
 
-class LlamaResponder:
-    """Answers chat requests with llama.cpp, in process; one generation at a time."""
+@contextlib.contextmanager
+def _no_extra_buffers() -> Iterator[None]:
+    """Load the model with llama.cpp's extra CPU buffer types turned off.
 
-    def __init__(self, n_ctx: int = 8192, seed: int = 0, cache_bytes: int = 2 << 30) -> None:
+    They hold weights repacked for special kernels: AMX tiles on recent Xeons, and repacked
+    Q4_0/IQ4_NL/Q8_0 layouts. This model is Q4_1, which only the AMX path takes, and that
+    path dies with a general-protection fault (SIGSEGV) on virtual machines whose CPU
+    advertises AMX without enabling it: seen on a 2-core Firecracker VM, at the first
+    prompt of more than one token. The plain kernels serve this model as fast. The switch
+    is a field of llama.cpp's model parameters that the `Llama` constructor does not
+    expose, so the default parameters it starts from are adjusted while it runs.
+    """
+    import llama_cpp.llama as module
+
+    real = module.llama_cpp.llama_model_default_params
+
+    def defaults() -> Any:
+        params = real()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    module.llama_cpp.llama_model_default_params = defaults
+    try:
+        yield
+    finally:
+        module.llama_cpp.llama_model_default_params = real
+
+
+class LlamaResponder:
+    """Answers chat requests with llama.cpp, in process; one generation at a time.
+
+    A call is bounded by tokens, not seconds: the prompt must fit the window (or the
+    request is refused at once, 400) and the reply is cut at max_tokens, or sooner so that
+    it fits what the window has left. `activity`, when given, hears of each token."""
+
+    def __init__(
+        self,
+        n_ctx: int = 8192,
+        seed: int = 0,
+        cache_bytes: int = 2 << 30,
+        activity: Activity | None = None,
+    ) -> None:
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise UserError(f"the embedded model needs llama-cpp-python: {exc}") from None
-        self.llm = Llama(
-            model_path=str(gguf_path()),
-            n_ctx=n_ctx,
-            n_threads=max(1, os.cpu_count() or 1),
-            seed=seed,
-            verbose=False,
-        )
+        with _no_extra_buffers():
+            self.llm = Llama(
+                model_path=str(gguf_path()),
+                n_ctx=n_ctx,
+                n_threads=max(1, os.cpu_count() or 1),
+                seed=seed,
+                verbose=False,
+            )
+        self.n_ctx = n_ctx
         self.states = ConversationStates(cache_bytes)
         self.llm.set_cache(self.states)  # type: ignore[arg-type]
         self.lock = threading.Lock()
+        self.activity = activity
+
+    def _count(self, input_ids: Any, scores: Any) -> Any:
+        """A logits processor that only counts: llama calls it once per reply token."""
+        if self.activity is not None:
+            self.activity.token()
+        return scores
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """The prompt's length in tokens, as the chat template lays it out."""
+        text = "".join(
+            f"<|im_start|>{m.get('role', '')}\n{m.get('content') or ''}<|im_end|>\n"
+            for m in messages
+        )
+        return len(self.llm.tokenize(f"{text}<|im_start|>assistant\n".encode(), special=True))
 
     def __call__(self, body: dict[str, Any]) -> Completion:
         fmt = body.get("response_format")
@@ -109,15 +168,30 @@ class LlamaResponder:
             schema = bounded_strings(fmt.get("schema", {}), TEXT_CHARS)
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self.lock:
+            prompt = self.prompt_tokens(body["messages"])
+            room = self.n_ctx - prompt
+            if room < 16:
+                raise RequestError(
+                    f"the prompt is {prompt} tokens, more than the embedded model's window of "
+                    f"{self.n_ctx} leaves room to answer in: use the compact profile or a "
+                    "bounded context (--context window:2)"
+                )
             self.states.conversation = ConversationStates.key(body["messages"])
-            out = self.llm.create_chat_completion(
-                messages=body["messages"],
-                temperature=body.get("temperature", 0.7),
-                max_tokens=body.get("max_tokens") or 700,
-                seed=body.get("seed"),
-                repeat_penalty=REPEAT_PENALTY,
-                **kwargs,
-            )
+            if self.activity is not None:
+                self.activity.begin(prompt)
+            try:
+                out = self.llm.create_chat_completion(
+                    messages=body["messages"],
+                    temperature=body.get("temperature", 0.7),
+                    max_tokens=min(body.get("max_tokens") or 700, room),
+                    seed=body.get("seed"),
+                    repeat_penalty=REPEAT_PENALTY,
+                    logits_processor=[self._count] if self.activity is not None else None,
+                    **kwargs,
+                )
+            finally:
+                if self.activity is not None:
+                    self.activity.end()
         usage = out["usage"]
         return Completion(
             out["choices"][0]["message"]["content"] or "",
@@ -127,20 +201,21 @@ class LlamaResponder:
 
 
 def bounded_strings(schema: Any, max_chars: int) -> Any:
-    """The schema with every free-text string given 1..max_chars characters."""
+    """The schema with every free-text string given 1..max_chars characters (a string with
+    a pattern is bounded by its pattern)."""
     if isinstance(schema, list):
         return [bounded_strings(v, max_chars) for v in schema]
     if not isinstance(schema, dict):
         return schema
     out = {k: bounded_strings(v, max_chars) for k, v in schema.items()}
-    if out.get("type") == "string" and "enum" not in out:
+    if out.get("type") == "string" and "enum" not in out and "pattern" not in out:
         out.update(minLength=1, maxLength=max_chars)
     return out
 
 
-def start_embedded(seed: int = 0) -> LoopbackServer:
+def start_embedded(seed: int = 0, activity: Activity | None = None) -> LoopbackServer:
     """Load the model and serve it on a free loopback port."""
-    responder = LlamaResponder(seed=seed)
+    responder = LlamaResponder(seed=seed, activity=activity)
     return LoopbackServer(
         responder, dialects=frozenset({"json_object", "none"}), blocking=True
     ).start()

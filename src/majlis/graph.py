@@ -25,7 +25,15 @@ from pydantic import BaseModel
 from . import rules
 from .client import Answer, ModelClient
 from .errors import ModelBehaviourError
-from .moves import Vote, move_model, strict_schema
+from .moves import (
+    CompactVote,
+    Vote,
+    canonical_move,
+    canonical_vote,
+    compact_move_model,
+    move_model,
+    strict_schema,
+)
 from .prompting import PartyPrompter
 from .scenario import LoadedScenario
 
@@ -102,7 +110,6 @@ class Deps:
     loaded: LoadedScenario
     prompters: dict[str, PartyPrompter]
     clients: dict[str, ModelClient]
-    vote_schema: dict[str, Any] = field(default_factory=lambda: schema_of(Vote))
     moves: dict[str, tuple[type[BaseModel], dict[str, Any]]] = field(default_factory=dict)
 
     @property
@@ -110,11 +117,20 @@ class Deps:
         return self.loaded.scenario
 
     def move_for(self, party: str) -> tuple[type[BaseModel], dict[str, Any]]:
-        """A party's Move model and its strict JSON schema, built once per session."""
+        """A party's Move model, in its prompt profile's shape, and its strict JSON schema,
+        built once per session."""
         if party not in self.moves:
-            model = move_model(self.scenario, party)
+            if self.prompters[party].profile == "compact":
+                scores = self.loaded.cards[party].scores
+                model = compact_move_model(self.scenario, party, scores)
+            else:
+                model = move_model(self.scenario, party)
             self.moves[party] = (model, schema_of(model))
         return self.moves[party]
+
+    def vote_for(self, party: str) -> tuple[type[BaseModel], dict[str, Any]]:
+        model = CompactVote if self.prompters[party].profile == "compact" else Vote
+        return model, schema_of(model)
 
 
 class _Events:
@@ -208,16 +224,11 @@ async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     except ModelBehaviourError as exc:
         _failed(ev, party, "move", exc)
         return {**update, "events": ev.items}
-    move: BaseModel = answer.value
-    data = move.model_dump()
-    ev.add(
-        "private_note",
-        party,
-        [party],
-        {"reasoning": data["private_reasoning"], "private_positions": data["private_positions"]},
-        answer,
-        first_of_call=True,
-    )
+    data = canonical_move(answer.value)
+    note: dict[str, Any] = {"reasoning": data["private_reasoning"]}
+    if data["private_positions"] is not None:
+        note["private_positions"] = data["private_positions"]
+    ev.add("private_note", party, [party], note, answer, first_of_call=True)
     ev.add(
         "message",
         party,
@@ -247,10 +258,10 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     assert standing is not None
     parties = list(d.scenario.parties)
 
-    async def ballot(party: str) -> Answer[Vote] | ModelBehaviourError:
+    async def ballot(party: str) -> Answer[Any] | ModelBehaviourError:
         messages = d.prompters[party].messages("vote", state["events"], state["round"], standing)
         try:
-            return await d.clients[party].ask(messages, Vote, d.vote_schema)
+            return await d.clients[party].ask(messages, *d.vote_for(party))
         except ModelBehaviourError as exc:
             return exc
 
@@ -267,15 +278,11 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
             _failed(ev, party, "vote", answer)
             ballots[party] = None
             continue
+        cast = canonical_vote(answer.value)
         ev.add(
-            "private_note",
-            party,
-            [party],
-            {"reasoning": answer.value.private_reasoning},
-            answer,
-            first_of_call=True,
+            "private_note", party, [party], {"reasoning": cast["private_reasoning"]}, answer, True
         )
-        ballots[party] = answer.value.vote
+        ballots[party] = cast["vote"]
     for party in parties:  # ballots are secret until all are in, then the room sees them
         if ballots[party] is not None:
             ev.add("vote", party, "all", {"vote": ballots[party], "proposal_seq": standing["seq"]})

@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 2  # 2: manifest parties record timeout, retries and concurrency
-READABLE_VERSIONS = {1, 2}
+# 2: manifest parties record timeout, retries and concurrency
+# 3: and their prompt profile; `narrated` players; no timeout for the embedded model
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = {1, 2, 3}
 
 EventType = Literal[
     "round",  # the facilitator opens a round
@@ -63,11 +65,18 @@ class PartyModel(BaseModel):
     max_tokens: int
     seed: int | None = None
     structured: str
-    timeout: float = 120
+    timeout: float | None = Field(
+        120, description="Seconds per call; null for the embedded model, bounded by tokens."
+    )
     max_retries: int = 5
     output_retries: int = 2
     concurrency: int = 8
-    played_by: Literal["model", "human"] = "model"
+    played_by: Literal["model", "human", "narrated"] = Field(
+        "model",
+        description="narrated: the scripted negotiator chose the moves and votes, the model "
+        "wrote the words.",
+    )
+    profile: Literal["full", "compact"] = Field("full", description="The prompt profile.")
 
 
 class Manifest(BaseModel):

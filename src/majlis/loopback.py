@@ -31,6 +31,10 @@ from . import scripted
 Responder = Callable[[dict[str, Any]], "Completion"]
 
 
+class RequestError(Exception):
+    """A responder's word that the request cannot be answered as sent (answered 400)."""
+
+
 @dataclass
 class Completion:
     text: str
@@ -114,6 +118,8 @@ class LoopbackServer:
                 out = await run_in_threadpool(self._respond_locked, body)
             else:
                 out = self.responder(body)
+        except RequestError as exc:
+            return _error(400, "invalid_request_error", str(exc))
         except Exception as exc:  # a responder bug must look like a server error, not hang
             return _error(500, "server_error", f"{type(exc).__name__}: {exc}")
         return JSONResponse(_completion_body(body, out))

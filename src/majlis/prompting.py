@@ -4,6 +4,12 @@ A party's prompt holds the public record, its own brief, notes and side talk, an
 else: `visible` is the one gate every event passes. Other parties' words enter as JSON
 lines inside <record>, with angle brackets escaped, so no message can pose as a tag, a
 role marker or an instruction block.
+
+Two profiles. `full` gives a capable model everything: the whole situation and agenda,
+every stance, and the record. `compact` is for small local models: a short brief, the
+party's score table as one JSON line, and only what happened since the party's last move
+(the moves, proposals and votes since, side talk to it, the injects), so its prompt stays
+a few hundred tokens and consecutive calls share the system prompt as their prefix.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from .errors import ScenarioError
 from .rules import describe, score
 from .scenario import LoadedScenario
 
-SYSTEM, MOVE, VOTE = "system.md.j2", "move.md.j2", "vote.md.j2"
+SYSTEM, MOVE, VOTE, NARRATE = "system.md.j2", "move.md.j2", "vote.md.j2", "narrate.md.j2"
+PROFILES = ("full", "compact")
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
@@ -177,8 +184,11 @@ class PartyPrompter:
         templates: Templates,
         policy: ContextPolicy | None = None,
         lines: RecordLines | None = None,
+        profile: str = "full",
     ) -> None:
         self.loaded = loaded
+        self.profile = profile
+        self.folder = "compact/" if profile == "compact" else ""
         self.shared = lines or RecordLines()
         self.party = party
         self.policy = policy or ContextPolicy()
@@ -212,7 +222,7 @@ class PartyPrompter:
             "red_lines": [[r.issue, r.option] for r in card.red_lines],
         }
         return self.templates.render(
-            SYSTEM,
+            self.folder + SYSTEM,
             party=card,
             scenario=s,
             rule=s.deal_rule,
@@ -242,6 +252,8 @@ class PartyPrompter:
         self._tail = events[-1] if events else None
 
     def record(self, events: list[dict[str, Any]], round_no: int = 0) -> str:
+        if self.profile == "compact":
+            return self._since_last_move(events)
         self._catch_up(events)
         if self.policy.window is None:
             return "<record>\n" + "".join(self._lines) + "</record>\n"
@@ -258,6 +270,37 @@ class PartyPrompter:
         head = self._digest[1] or ""
         return "<record>\n" + head + "".join(self._lines[cut:]) + "</record>\n"
 
+    def _since_last_move(self, events: list[dict[str, Any]]) -> str:
+        """The compact record: what the party may see of the events after its last move
+        (its message, or its failed move), in short entries. Read from the log alone, so a
+        resumed run rebuilds the very same prompt."""
+        start = 0
+        for i in range(len(events) - 1, -1, -1):
+            e = events[i]
+            if e["speaker"] == self.party and (
+                e["type"] == "message" or (e["type"] == "error" and e["content"]["task"] == "move")
+            ):
+                start = i + 1
+                break
+        entries: list[dict[str, Any]] = []
+        for e in events[start:]:
+            entry = compact_entry(e, self.party)
+            if entry is None or not visible(e, self.party):
+                continue
+            last = entries[-1] if entries else None
+            if (  # a proposal of the positions just stated is one line: "proposed"
+                entry["type"] == "proposal"
+                and last is not None
+                and last["type"] == "message"
+                and last["from"] == entry["from"]
+                and last["positions"] == entry["package"]
+            ):
+                last["proposed"] = True
+                continue
+            entries.append(entry)
+        lines = [quote(x) + "\n" for x in entries]
+        return "<record>\n" + "".join(lines) + "</record>\n"
+
     def _turn(self, task: str, round_no: int, standing: dict[str, Any] | None) -> str:
         s = self.loaded.scenario
         max_rounds = s.deal_rule.max_rounds
@@ -270,6 +313,8 @@ class PartyPrompter:
             "standing_proposal": standing["package"] if standing else None,
             "standing_by": standing["by"] if standing else None,
         }
+        if self.profile != "full":
+            turn["profile"] = self.profile  # the scripted player answers in this shape
         ctx: dict[str, Any] = {
             "turn_json": quote(turn),
             "round": round_no,
@@ -281,7 +326,7 @@ class PartyPrompter:
             "standing_text": describe(s, standing["package"]) if standing else "",
             "standing_score": score(self.card.scores, standing["package"]) if standing else 0,
         }
-        return self.templates.render(MOVE if task == "move" else VOTE, **ctx)
+        return self.templates.render(self.folder + (MOVE if task == "move" else VOTE), **ctx)
 
     def messages(
         self,
@@ -292,3 +337,71 @@ class PartyPrompter:
     ) -> list[dict[str, str]]:
         user = self.record(events, round_no) + "\n" + self._turn(task, round_no, standing)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def narration(
+        self, messages: list[dict[str, str]], move: dict[str, Any]
+    ) -> list[dict[str, str]]:
+        """The messages that ask the model to put a decided move into words: the move's own
+        system prompt and record (a shared prefix), then the decision instead of the task."""
+        s = self.loaded.scenario
+        turn = _turn_of(messages)
+        user = messages[-1]["content"]
+        record = user[: user.index("<turn>")] if "<turn>" in user else user
+        side = move.get("side_message")
+        ctx = {
+            "turn_json": quote({**turn, "task": "narrate", "with_side": side is not None}),
+            "round": turn["round"],
+            "max_rounds": turn["max_rounds"],
+            "decision": decision_text(s, self.loaded.cards, move, turn.get("standing_by")),
+            "side_to": self.loaded.cards[side["to"]].name if side else "",
+            "side_gist": side["text"] if side else "",
+        }
+        return [
+            messages[0],
+            {"role": "user", "content": record + self.templates.render(NARRATE, **ctx)},
+        ]
+
+
+def _turn_of(messages: list[dict[str, str]]) -> dict[str, Any]:
+    user = messages[-1]["content"]
+    start, end = user.index("<turn>") + len("<turn>"), user.index("</turn>")
+    return json.loads(user[start:end])
+
+
+def decision_text(
+    scenario: Any, cards: dict[str, Any], move: dict[str, Any], standing_by: str | None
+) -> str:
+    """A decided move in words, for the model that narrates it."""
+    if move.get("proposal"):
+        return f"you propose this package to the room: {describe(scenario, move['proposal'])}."
+    if standing_by:
+        by = cards[standing_by].name if standing_by in cards else standing_by
+        return (
+            f"you make no new proposal; you support these positions: "
+            f"{describe(scenario, move['positions'])} (the standing proposal is by {by})."
+        )
+    return f"you make no proposal yet; you state these positions: {describe(scenario, move['positions'])}."
+
+
+def terse(package: dict[str, str]) -> str:
+    """A package as `issue=option` words: half the tokens of its JSON object."""
+    return " ".join(f"{issue}={option}" for issue, option in package.items())
+
+
+def compact_entry(event: dict[str, Any], party: str) -> dict[str, Any] | None:
+    """How an event reads in a compact record, or None when it is left out: the round
+    marker (the turn block says the round), each ballot (the tally sums them), notes and
+    errors (never another party's), and the party's own side messages."""
+    c, t = event["content"], event["type"]
+    if t == "inject":
+        return {"type": t, "title": c["title"], "text": c["text"]}
+    if t == "message":
+        positions = terse(c["positions"])
+        return {"type": t, "from": event["speaker"], "text": c["text"], "positions": positions}
+    if t == "proposal":
+        return {"type": t, "from": event["speaker"], "package": terse(c["package"])}
+    if t == "side_message" and event["speaker"] != party:
+        return {"type": t, "from": event["speaker"], "text": c["text"]}
+    if t == "tally":
+        return {"type": t, "passed": c["passed"], "accept": c["accept"], "reject": c["reject"]}
+    return None

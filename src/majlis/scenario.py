@@ -86,6 +86,9 @@ class Scenario(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=60)
     title: str = Field(min_length=1)
     brief: str = Field(min_length=1, description="The public situation every party reads.")
+    short_brief: str | None = Field(
+        None, description="The situation in two or three sentences, for the compact prompt."
+    )
     convener: Slug
     parties: list[Slug] = Field(min_length=2)
     turn_order: Literal["convener_first", "rotate"] = "convener_first"
@@ -117,6 +120,11 @@ class AgentCard(_Strict):
     persona: str = Field(min_length=1, description="Persona template, relative to prompts/.")
     public_stance: str = Field(min_length=1)
     private_brief: str = Field(min_length=1)
+    short_brief: str | None = Field(
+        None,
+        description="The private brief in a sentence or two, for the compact prompt "
+        "(small local models); the full brief is used when it is missing.",
+    )
     private_interests: list[str] = []
     red_lines: list[RedLine] = []
     scores: dict[Slug, dict[Slug, int]]

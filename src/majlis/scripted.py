@@ -18,6 +18,8 @@ import random
 import re
 from typing import Any
 
+from .moves import compact_move, compact_vote
+
 STYLES = {"": 1.0, "linear": 1.0, "firm": 3.0, "soft": 0.4}
 
 
@@ -30,6 +32,14 @@ def _tag(text: str, name: str) -> str:
     if not m:
         raise ScriptError(f"the prompt has no <{name}> block")
     return m.group(1)
+
+
+def _package(value: Any) -> dict[str, str]:
+    """Positions as the record gives them: a JSON object, or the compact profile's
+    `issue=option` words."""
+    if isinstance(value, dict):
+        return value
+    return dict(pair.split("=", 1) for pair in str(value).split() if "=" in pair)
 
 
 def style_exponent(model: str) -> float:
@@ -57,8 +67,17 @@ def respond(
     exponent = style_exponent(model)
     if seed is not None:
         exponent *= random.Random(f"{seed}/{mine['party']}").uniform(0.6, 1.6)
+    if turn["task"] == "narrate":  # words for a decided move (narrated play): plain ones
+        words = {"message": "We have set out where we stand and ask the room to weigh it."}
+        if turn.get("with_side"):
+            words["side"] = "Let us talk in private about the points that still divide us."
+        return json.dumps(words)
     player = _Player(rules, mine, turn, record, exponent)
-    return json.dumps(player.vote() if turn["task"] == "vote" else player.move())
+    if turn["task"] == "vote":
+        vote = player.vote()
+        return json.dumps(compact_vote(vote) if turn.get("profile") == "compact" else vote)
+    move = player.move()
+    return json.dumps(compact_move(move) if turn.get("profile") == "compact" else move)
 
 
 class _Player:
@@ -94,7 +113,7 @@ class _Player:
         latest: dict[str, dict[str, str]] = {}
         for e in self.record:
             if e["type"] == "message" and e.get("from") not in (None, self.me):
-                latest[e["from"]] = e.get("positions", {})
+                latest[e["from"]] = _package(e.get("positions", {}))
         return latest
 
     def choose(self) -> dict[str, str]:

@@ -16,16 +16,17 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.types import Command
 from pydantic import ValidationError
 
 from . import rules
+from .activity import Activity
 from .budget import Spending
 from .cache import ResponseCache, SampleCounter
 from .checkpoints import open_checkpoints
@@ -35,7 +36,8 @@ from .errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
-from .prompting import PartyPrompter, RecordLines, Templates
+from .narrated import NarratedClient
+from .prompting import PROFILES, PartyPrompter, RecordLines, Templates
 from .recorder import RunDir, write_json_atomic
 from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
 from .variants import load_variant, variants_dir
@@ -63,6 +65,8 @@ class RunOptions:
     humans: list[str] = field(default_factory=list)  # parties a person plays (trainee play)
     spending: Spending | None = None  # budgets: calls, tokens, cost
     context: str = "full"  # context policy: full, or window:N with a rolling summary
+    narrate: list[str] = field(default_factory=list)  # parties played narrated ("all": every one)
+    activity: Activity | None = None  # the embedded model reports its tokens here, as they come
 
 
 @dataclass
@@ -100,22 +104,26 @@ class _Prepared:
         limits: EndpointLimits | None = None,
         spending: Spending | None = None,
         context: str = "full",
+        activity: Activity | None = None,
     ) -> None:
         self.loaded = loaded
-        self.templates = Templates(loaded.root, variant)
-        self.policy = ContextPolicy.parse(context)
-        lines = RecordLines()
-        self.prompters = {
-            p: PartyPrompter(loaded, p, self.templates, self.policy, lines)
-            for p in loaded.scenario.parties
-        }
-        self._render_every_template()
         unknown = set(configs) - set(loaded.scenario.parties)
         if unknown:
             raise UserError(
                 f"model given for unknown party {sorted(unknown)[0]!r} (parties: {', '.join(loaded.scenario.parties)})"
             )
         self.configs = configs
+        self.templates = Templates(loaded.root, variant)
+        self.policy = ContextPolicy.parse(context)
+        lines = RecordLines()
+        self.prompters = {
+            p: PartyPrompter(
+                loaded, p, self.templates, self.policy, lines, configs[p].prompt_profile
+            )
+            for p in loaded.scenario.parties
+        }
+        self._render_every_template()
+        self.activity = activity
         self.server = None
         self.clients: dict[str, ModelClient] = {}
         self._own_limits = limits is None
@@ -126,17 +134,15 @@ class _Prepared:
         self.meters = (spending or Spending()).meters()
 
     def _render_every_template(self) -> None:
-        any_package = next(rules.all_packages(self.loaded.scenario))
-        for party, prompter in self.prompters.items():
-            prompter.messages("move", [], 1, None)
-            prompter.messages("vote", [], 1, {"by": party, "package": any_package, "seq": 0})
+        narrated = {p for p, c in self.configs.items() if c.narrated}
+        render_all(self.loaded, self.prompters.values(), narrated)
 
     async def open(self) -> None:
         if any(c.is_embedded for c in self.configs.values()):
             from .embedded import MODEL_NAME, start_embedded
 
             seed = next((c.seed for c in self.configs.values() if c.seed is not None), 0)
-            self.server = start_embedded(seed=seed or 0)
+            self.server = start_embedded(seed=seed or 0, activity=self.activity)
             live = {
                 "base_url": self.server.base_url,
                 "model": MODEL_NAME,
@@ -146,11 +152,13 @@ class _Prepared:
             if cfg.model == HUMAN:
                 self.clients[party] = HumanClient(party)  # type: ignore[assignment]
                 continue
-            if cfg.is_embedded:
+            embedded = cfg.is_embedded
+            if embedded:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
-            self.clients[party] = make_client(
-                cfg, self.limits, self.cache, self.counter, self.meters
-            )
+            client = make_client(cfg, self.limits, self.cache, self.counter, self.meters, embedded)
+            if cfg.narrated:
+                client = NarratedClient(client, self.prompters[party].narration)  # type: ignore[assignment]
+            self.clients[party] = client
         # each endpoint is reached once before the run folder is made; in a sweep, once for
         # all its sessions (the limits are shared)
         for client in self.clients.values():
@@ -171,6 +179,31 @@ class _Prepared:
         return Deps(loaded=self.loaded, prompters=self.prompters, clients=self.clients)
 
 
+def render_all(
+    loaded: LoadedScenario, prompters: Iterable[PartyPrompter], narrated: Collection[str]
+) -> None:
+    """Render each prompter's templates once, so a broken one fails before a run starts."""
+    any_package = next(rules.all_packages(loaded.scenario))
+    for prompter in prompters:
+        move = prompter.messages("move", [], 1, None)
+        standing = {"by": prompter.party, "package": any_package, "seq": 0}
+        prompter.messages("vote", [], 1, standing)
+        if prompter.party in narrated:
+            decided = {"positions": any_package, "proposal": any_package, "side_message": None}
+            prompter.narration(move, decided)
+
+
+def check_templates(loaded: LoadedScenario, variant: str | None = None) -> None:
+    """Render every template of a scenario, for every party, in every prompt profile and for
+    narrated play: what `majlis validate` checks."""
+    templates = Templates(loaded.root, variant)
+    for profile in PROFILES:
+        prompters = [
+            PartyPrompter(loaded, p, templates, profile=profile) for p in loaded.scenario.parties
+        ]
+        render_all(loaded, prompters, loaded.scenario.parties)
+
+
 def party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str, ModelConfig]:
     """Each party's model: the default, its own entry, then the variant's overrides, then the seed."""
     variant = load_variant(root, opts.variant)
@@ -188,6 +221,11 @@ def party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str,
             raise ScenarioError(
                 spec, f"models.{p}.{'.'.join(map(str, err['loc']))}", err["msg"]
             ) from None
+    narrate = list(parties) if "all" in opts.narrate else opts.narrate
+    for p in narrate:
+        if p not in parties:
+            raise UserError(f"--narrate: unknown party {p!r} (parties: {', '.join(parties)}, all)")
+        configs[p] = configs[p].model_copy(update={"narrated": True})
     for p in opts.humans:
         if p not in parties:
             raise UserError(f"--human: unknown party {p!r} (parties: {', '.join(parties)})")
@@ -198,6 +236,12 @@ def party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str,
             for p, c in configs.items()
         }
     return configs
+
+
+def _played_by(config: ModelConfig) -> Literal["model", "human", "narrated"]:
+    if config.model == HUMAN:
+        return "human"
+    return "narrated" if config.narrated else "model"
 
 
 @functools.cache
@@ -250,6 +294,7 @@ async def run_session(
         opts.limits,
         opts.spending,
         opts.context,
+        opts.activity,
     )
     try:
         await prepared.open()
@@ -287,11 +332,12 @@ async def run_session(
                     max_tokens=c.max_tokens,
                     seed=c.seed,
                     structured=c.structured,
-                    timeout=c.timeout,
+                    timeout=None if c.is_embedded else c.timeout,
                     max_retries=c.max_retries,
                     output_retries=c.output_retries,
                     concurrency=c.concurrency,
-                    played_by="human" if c.model == HUMAN else "model",
+                    profile=c.prompt_profile,
+                    played_by=_played_by(c),
                 )
                 for p, c in prepared.configs.items()
             },
@@ -326,6 +372,7 @@ async def resume_session(
     limits: EndpointLimits | None = None,
     ask_human: AskHuman | None = None,
     spending: Spending | None = None,
+    activity: Activity | None = None,
 ) -> RunResult:
     """Finish an interrupted run from its last checkpoint."""
     rd = RunDir.open(path)
@@ -342,15 +389,24 @@ async def resume_session(
             max_tokens=m.max_tokens,
             seed=m.seed,
             structured=m.structured,  # type: ignore[arg-type]
-            timeout=m.timeout,
+            timeout=m.timeout if m.timeout is not None else ModelConfig().timeout,
             max_retries=m.max_retries,
             output_retries=m.output_retries,
             concurrency=m.concurrency,
+            profile=m.profile,  # type: ignore[arg-type]
+            narrated=m.played_by == "narrated",
         )
         for p, m in manifest.parties.items()
     }
     prepared = _Prepared(
-        loaded, manifest.variant, configs, cache, limits, spending, manifest.context_policy
+        loaded,
+        manifest.variant,
+        configs,
+        cache,
+        limits,
+        spending,
+        manifest.context_policy,
+        activity,
     )
     changed = [
         n for n, h in prepared.templates.used.items() if manifest.prompts.get(n) not in (None, h)

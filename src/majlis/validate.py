@@ -13,10 +13,10 @@ from .scenario import AgentCard, list_scenarios, load_scenario, parse_file
 
 
 def _scenario(root: Path, path: Path) -> int:
-    from .session import _Prepared
+    from .session import check_templates
 
     loaded = load_scenario(str(path), root)
-    _Prepared(loaded, None, {})  # renders every template for every party
+    check_templates(loaded)
     return len(loaded.files)
 
 

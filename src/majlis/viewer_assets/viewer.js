@@ -190,11 +190,18 @@
   function partyCards() {
     var cards = DATA.parties.map(function (p) {
       return colored(h("div", { class: "card", "data-party": p.id },
-        h("div", null, h("span", { class: "party", text: p.name }), p.veto ? h("span", { class: "badge veto", text: "veto" }) : null),
+        h("div", null, h("span", { class: "party", text: p.name }), p.veto ? h("span", { class: "badge veto", text: "veto" }) : null,
+          p.played_by === "narrated" ? h("span", { class: "badge narrated", text: "narrated",
+            title: "Moves and votes decided by the scripted negotiator; only the words came from the model." }) : null,
+          p.played_by === "human" ? h("span", { class: "badge narrated", text: "played by a person" }) : null),
         h("div", { class: "role", text: p.role }),
         p.public_stance ? h("p", { class: "stance text", text: p.public_stance }) : null), p.id);
     });
-    return h("section", { class: "panel", id: "parties" }, h("h2", { text: "Parties" }), h("div", { class: "cards" }, cards));
+    var narrated = DATA.parties.filter(function (p) { return p.played_by === "narrated"; });
+    var note = narrated.length ? h("p", { class: "narrated-note", id: "narrated-note",
+      text: "Narrated: " + narrated.map(function (p) { return p.name; }).join(", ") +
+        ". Their moves and votes were decided by majlis's scripted negotiator from their scores; the model only wrote their words." }) : null;
+    return h("section", { class: "panel", id: "parties" }, h("h2", { text: "Parties" }), note, h("div", { class: "cards" }, cards));
   }
 
   function outcomePanel() {
