@@ -104,13 +104,14 @@ def bare(requests: list[dict[str, Any]]) -> dict[str, Any]:
     from llama_cpp import Llama
 
     t0 = time.perf_counter()
-    llm = Llama(
-        model_path=str(emb.gguf_path()),
-        n_ctx=8192,
-        n_threads=max(1, os.cpu_count() or 1),
-        seed=SEED,
-        verbose=False,
-    )
+    with emb._no_extra_buffers():  # as majlis loads it: AMX buffers crash on some VMs
+        llm = Llama(
+            model_path=str(emb.gguf_path()),
+            n_ctx=8192,
+            n_threads=max(1, os.cpu_count() or 1),
+            seed=SEED,
+            verbose=False,
+        )
     load = time.perf_counter() - t0
     completion = prompt = 0
     t0 = time.perf_counter()

@@ -138,7 +138,11 @@ def test_majlis_run_on_the_embedded_model_plays_the_short_default(
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet")
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", "--rounds", "6")
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", "--model", "scripted")
-    assert [o.rounds for o in seen] == [EMBEDDED_ROUNDS, 6, None]
+    # a person, or a variant that gives a party another model, is not "all embedded"
+    invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", "--human", "kurds")
+    more = ("--variant", "firm-washington")
+    invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", *more)
+    assert [o.rounds for o in seen] == [EMBEDDED_ROUNDS, 6, None, None, None]
     assert seen[0].model.prompt_profile == "compact"
     assert seen[2].model.prompt_profile == "full"
 
@@ -384,6 +388,8 @@ def test_the_viewer_says_plainly_which_parties_were_narrated(home: Path, tmp_pat
         )
     )
     path = result.run_dir.path
+    facilitator = build_data(path, "facilitator")["outcome"]
+    assert "usage" in facilitator and "score" in facilitator["parties"]["sudani"]
     for audience in ("facilitator", "participant"):
         played = {c["id"]: c["played_by"] for c in build_data(path, audience)["parties"]}
         assert {p for p, how in played.items() if how == "narrated"} == {"washington", "tehran"}
@@ -396,3 +402,63 @@ def test_the_viewer_says_plainly_which_parties_were_narrated(home: Path, tmp_pat
         badges = page.locator('.card[data-party="tehran"] .badge.narrated')
         assert badges.count() == 1
         assert page.locator('.card[data-party="sudani"] .badge.narrated').count() == 0
+
+
+def _bad_narrator(body: dict[str, Any]) -> Completion:
+    return Completion("{", prompt_tokens=5, completion_tokens=1)
+
+
+async def test_a_narration_that_fails_leaves_the_decision_in_the_players_own_words(
+    home: Path, tmp_path: Path
+) -> None:
+    plain = await _scripted_events(home, tmp_path, "compact", rounds=2)
+    with LoopbackServer(_bad_narrator) as srv:
+        result = await run_session(
+            RunOptions(
+                model=ModelConfig(model="tiny", base_url=srv.base_url, profile="compact"),
+                home=home,
+                runs_root=tmp_path / "narrated",
+                rounds=2,
+                seed=4,
+                narrate=["all"],
+            )
+        )
+    events = _events(result)
+    assert result.outcome.failed_turns == 0
+    assert _structure(events) == _structure(plain)
+    notes = [e for e in events if e["type"] == "private_note" and "private_positions" not in e]
+    moves = [e for e in notes if "narration failed" in e["content"]["reasoning"]]
+    assert len(moves) == sum(e["type"] == "message" for e in events)
+
+
+async def test_a_narrated_scripted_party_keeps_its_style(home: Path, tmp_path: Path) -> None:
+    def run(narrate: list[str], where: str) -> Any:
+        return run_session(
+            RunOptions(
+                model=ModelConfig(model="scripted:firm"),
+                home=home,
+                runs_root=tmp_path / where,
+                rounds=3,
+                seed=9,
+                narrate=narrate,
+            )
+        )
+
+    firm, narrated = await run([], "firm"), await run(["all"], "narrated")
+    assert _structure(_events(narrated)) == _structure(_events(firm))
+
+
+async def test_a_variant_that_leaves_the_compact_prompt_alone_is_refused(
+    home_copy: Path, tmp_path: Path
+) -> None:
+    (home_copy / "prompts" / "variants" / "plan-first" / "compact" / "move.md.j2").unlink()
+    opts = RunOptions(
+        model=ModelConfig(model="scripted", profile="compact"),
+        home=home_copy,
+        runs_root=tmp_path,
+        variant="plan-first",
+    )
+    with pytest.raises(session.UserError, match=r"add compact/move\.md\.j2 to the variant"):
+        await run_session(opts)
+    opts.model = ModelConfig(model="scripted", profile="full")
+    assert (await run_session(opts)).manifest.status == "complete"

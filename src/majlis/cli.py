@@ -162,7 +162,7 @@ def run(
     home: Home = None,
 ) -> None:
     """Run a whole negotiation session and record it under runs/."""
-    from .session import RunOptions, run_session
+    from .session import RunOptions, party_configs, run_session
 
     try:
         default = ModelConfig(
@@ -183,12 +183,6 @@ def run(
         spec = parse_file(models, ModelsFile)
         default = spec.default or default
         party_models = spec.parties
-    configs = [default, *party_models.values()]
-    all_embedded = all(c.is_embedded for c in configs)
-    if context is None:
-        context = "window:2" if all_embedded else "full"
-    if rounds is None and all_embedded:
-        rounds = EMBEDDED_ROUNDS
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
     store = _open_cache(runs_root / "cache.sqlite") if use_cache else None
@@ -204,13 +198,23 @@ def run(
         command=sys.argv,
         cache=store,
         humans=human or [],
-        context=context,
+        context=context or "full",
         narrate=narrate or [],
         spending=Spending(
             _budget(max_calls, max_tokens_total, max_cost),
             load_prices(data_root(home) / "evals" / "prices.yaml"),
         ),
     )
+    # every party on the embedded model (after the variant's and --human's say): a bounded
+    # context, should the full profile be asked for, and a short session that shows the arc
+    whole = load_scenario(scenario, data_root(home))
+    configs = party_configs(opts, list(whole.scenario.parties), data_root(home))
+    all_embedded = all(c.is_embedded for c in configs.values())
+    full = whole.scenario.deal_rule.max_rounds
+    if context is None and all_embedded:
+        opts.context = "window:2"
+    if rounds is None and all_embedded:
+        opts.rounds = min(EMBEDDED_ROUNDS, full)
     ask = Terminal() if human else None
     if quiet:
         result = asyncio.run(run_session(opts, ask_human=ask))
@@ -218,9 +222,8 @@ def run(
         from .session import with_rounds
         from .view import LiveView
 
-        loaded = with_rounds(load_scenario(scenario, data_root(home)), rounds)
+        loaded = with_rounds(whole, opts.rounds)
         if all_embedded:
-            full = load_scenario(scenario, data_root(home)).scenario.deal_rule.max_rounds
             err.print(
                 "[dim]Using the embedded SmolLM2-135M model: a tiny model for trying majlis "
                 f"offline, {loaded.scenario.deal_rule.max_rounds} of the scenario's {full} rounds "

@@ -200,7 +200,7 @@ def compact_vote(vote: dict[str, Any]) -> dict[str, Any]:
 
 
 class Narration(BaseModel):
-    """The words of a decided move: what the party says to the room."""
+    """The words of a decided move: what the party says to the room, in plain sentences."""
 
     model_config = ConfigDict(extra="forbid")
     message: Sentence
@@ -212,5 +212,18 @@ class NarrationWithSide(Narration):
     side: Sentence
 
 
-def narration_model(with_side: bool) -> type[Narration]:
-    return NarrationWithSide if with_side else Narration
+class Words(BaseModel):
+    """The words of a decided move, for a capable model (the full profile): any text."""
+
+    model_config = ConfigDict(extra="forbid")
+    message: Text
+
+
+class WordsWithSide(Words):
+    side: Text
+
+
+def narration_model(with_side: bool, plain: bool = True) -> type[BaseModel]:
+    if plain:
+        return NarrationWithSide if with_side else Narration
+    return WordsWithSide if with_side else Words

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from . import scripted
 from .client import Answer, ModelClient, Reply
+from .errors import ModelBehaviourError
 from .log import Usage
 from .moves import canonical_move, canonical_vote, compact_move, narration_model, strict_schema
 
@@ -29,8 +30,8 @@ Narration = Callable[[list[dict[str, str]], dict[str, Any]], list[dict[str, str]
 
 
 @functools.cache
-def _schema(with_side: bool) -> dict[str, Any]:
-    return strict_schema(narration_model(with_side))
+def _schema(with_side: bool, plain: bool) -> dict[str, Any]:
+    return strict_schema(narration_model(with_side, plain))
 
 
 class NarratedClient:
@@ -67,14 +68,24 @@ class NarratedClient:
             return Answer(value=value, reply=reply, attempts=1, usage=Usage())
         move = canonical_move(decided)
         side = move["side_message"]
-        words_model = narration_model(side is not None)
-        words = await self.narrator.ask(
-            self.narration(messages, move), words_model, _schema(side is not None)
-        )
+        compact = "public_message" not in decided
+        # plain sentences for the compact profile, as its moves are; any text for the full
+        words_model = narration_model(side is not None, plain=compact)
+        try:
+            words = await self.narrator.ask(
+                self.narration(messages, move), words_model, _schema(side is not None, compact)
+            )
+        except ModelBehaviourError as exc:
+            # the decision stands; the scripted player's own words say it, and its note says so
+            note = " (own words: the narration failed)"
+            move["private_reasoning"] = move["private_reasoning"][: 119 - len(note)] + note
+            shaped = compact_move(move) if compact else move
+            reply = Reply(exc.raw or "", Usage(), f"scripted-{uuid.uuid4().hex[:12]}", 0.0)
+            return Answer(output.model_validate(shaped), reply, exc.attempts, Usage())
         move["public_message"] = words.value.message  # type: ignore[attr-defined]
         if side is not None:
             move["side_message"] = {"to": side["to"], "text": words.value.side}  # type: ignore[attr-defined]
-        shaped = move if "public_message" in decided else compact_move(move)
+        shaped = compact_move(move) if compact else move
         return Answer(
             value=output.model_validate(shaped),
             reply=words.reply,

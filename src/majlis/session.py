@@ -37,7 +37,7 @@ from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
 from .narrated import NarratedClient
-from .prompting import PROFILES, PartyPrompter, RecordLines, Templates
+from .prompting import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, RecordLines, Templates
 from .recorder import RunDir, write_json_atomic
 from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
 from .variants import load_variant, variants_dir
@@ -122,6 +122,7 @@ class _Prepared:
             )
             for p in loaded.scenario.parties
         }
+        _variant_fits(self.templates, variant, {p.profile for p in self.prompters.values()})
         self._render_every_template()
         self.activity = activity
         self.server = None
@@ -156,8 +157,9 @@ class _Prepared:
             if embedded:
                 cfg = cfg.model_copy(update={**live, "max_tokens": min(cfg.max_tokens, 500)})
             client = make_client(cfg, self.limits, self.cache, self.counter, self.meters, embedded)
-            if cfg.narrated:
-                client = NarratedClient(client, self.prompters[party].narration)  # type: ignore[assignment]
+            if cfg.narrated:  # a scripted party keeps its own style (firm, soft) as the decider
+                style = cfg.model if cfg.is_scripted else "scripted"
+                client = NarratedClient(client, self.prompters[party].narration, style)  # type: ignore[assignment]
             self.clients[party] = client
         # each endpoint is reached once before the run folder is made; in a sweep, once for
         # all its sessions (the limits are shared)
@@ -177,6 +179,26 @@ class _Prepared:
 
     def deps(self) -> Deps:
         return Deps(loaded=self.loaded, prompters=self.prompters, clients=self.clients)
+
+
+def _variant_fits(templates: Templates, variant: str | None, profiles: set[str]) -> None:
+    """A variant that rewrites the move prompt for one profile and not for the other would
+    change nothing for parties on the other one, and a comparison would measure nothing:
+    refused, saying what to add."""
+    if not variant:
+        return
+    root = templates.search[0]
+    for name in (SYSTEM, MOVE, VOTE):
+        has = {"full": (root / name).is_file(), "compact": (root / "compact" / name).is_file()}
+        for profile in profiles:
+            other = "compact" if profile == "full" else "full"
+            if has[other] and not has[profile]:
+                given = name if other == "full" else f"compact/{name}"
+                wanted = name if profile == "full" else f"compact/{name}"
+                raise UserError(
+                    f"variant {variant!r} changes {given}, which the {profile} prompt profile "
+                    f"does not read: add {wanted} to the variant, or run with --profile {other}"
+                )
 
 
 def render_all(

@@ -175,10 +175,10 @@ def build_data(
     else:
         data["parties"] = [_public_card(loaded.cards[p]) for p in party_ids]
         data["events"] = [_public_event(e) for e in events if _is_public(e)]
+        data["outcome"] = _public_outcome(outcome.model_dump()) if outcome else None
     for card in data["parties"]:  # who played each party is no secret: say it plainly
         played = manifest.parties.get(card["id"])
         card["played_by"] = played.played_by if played else "model"
-        data["outcome"] = _public_outcome(outcome.model_dump()) if outcome else None
     return data
 
 
