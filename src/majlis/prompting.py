@@ -23,6 +23,7 @@ from types import CodeType
 from typing import Any
 
 import jinja2
+import jinja2.sandbox
 
 from .context import ContextPolicy, split, summary
 from .errors import ScenarioError
@@ -54,11 +55,47 @@ class _CompiledTemplates(jinja2.BytecodeCache):
 _COMPILED = _CompiledTemplates()
 
 
+# What `{{ ... }}` may not put into a prompt: the angle brackets of its tags. Card and scenario
+# text (a stance, a brief, an option's label) is data, and must never open or close a block
+# such as <rules> or <record>, whatever it says; the templates' own tags are literal text,
+# which this does not touch.
+_DATA_ESCAPES = str.maketrans({"<": "\u2039", ">": "\u203a"})
+
+
+def _as_data(value: Any) -> Any:
+    """Jinja's finalize: every interpolated string loses its power to open or close a tag."""
+    return value.translate(_DATA_ESCAPES) if isinstance(value, str) else value
+
+
+class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, and no arithmetic that could stall a run for minutes or
+    fill its memory (`9**9**9`, `'x' * 10**9`)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+    LIMIT = 100_000
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise jinja2.sandbox.SecurityError(f"a power of {right}, over the limit of 64")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(n, int)
+                if sized and len(seq) * n > self.LIMIT:
+                    raise jinja2.sandbox.SecurityError("a repetition over 100,000 items")
+        return super().call_binop(context, operator, left, right)
+
+
 @functools.lru_cache(maxsize=64)
 def _environment(search: tuple[str, ...]) -> jinja2.Environment:
     """One environment per search path, shared by the sessions of a process: it keeps its
-    loaded templates, and checks each file's modification time when asked for it again."""
-    return jinja2.Environment(
+    loaded templates, and checks each file's modification time when asked for it again.
+
+    Templates come with scenario packs that teams share, so they are rendered in Jinja's
+    immutable sandbox: no attribute that starts with an underscore (the way from a string
+    to Python's internals, `os` and the shell), no method that changes a value, and only
+    files under the search path can be included."""
+    return _Sandbox(
+        finalize=_as_data,
         loader=jinja2.FileSystemLoader(list(search)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -109,6 +146,17 @@ class Templates:
         except jinja2.UndefinedError as exc:
             raise ScenarioError(
                 self.path_of(name), None, f"unknown template variable: {exc.message}"
+            ) from None
+        except jinja2.sandbox.SecurityError as exc:
+            raise ScenarioError(
+                self.path_of(name), None, f"refused by the sandbox: {exc}"
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise ScenarioError(self.path_of(name), None, f"template error: {exc}") from None
+        except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            why = " ".join(str(exc).split())[:200]
+            raise ScenarioError(
+                self.path_of(name), None, f"template failed: {type(exc).__name__}: {why}"
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ScenarioError(self.path_of(name), None, f"cannot read: {exc}") from None
