@@ -462,3 +462,23 @@ async def test_a_variant_that_leaves_the_compact_prompt_alone_is_refused(
         await run_session(opts)
     opts.model = ModelConfig(model="scripted", profile="full")
     assert (await run_session(opts)).manifest.status == "complete"
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads Linux's /proc/stat")
+def test_a_machine_whose_cores_are_all_busy_is_seen_as_busy() -> None:
+    """What makes llama.cpp's threads sleep rather than spin while they wait."""
+    import os
+    import subprocess
+    import sys
+
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        time.sleep(0.3)
+        assert embedded.machine_busy()
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
