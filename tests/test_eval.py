@@ -15,7 +15,7 @@ from majlis.cache import ResponseCache
 from majlis.calibrate import judge_agreement, load_set, rule_agreement
 from majlis.cli import app
 from majlis.client import ModelConfig
-from majlis.evaluate import evaluate_run, judge_setup, read_report
+from majlis.evaluate import EVAL_SCHEMA_VERSION, evaluate_run, judge_setup, read_report
 from majlis.loopback import Completion, LoopbackServer
 from majlis.scenario import load_scenario
 from majlis.session import RunOptions, run_session
@@ -111,7 +111,7 @@ def test_eval_cli_formats_and_rows(run_dir: Path, home: Path) -> None:
     rows = json.loads(runner.invoke(app, ["eval", str(run_dir.parent), "--format", "json"]).output)
     assert len(rows) == 1 and rows[0]["run_id"] == run_dir.name and "score.washington" in rows[0]
     report = json.loads((run_dir / "eval.json").read_text())
-    assert report["schema_version"] == 1 and report["metrics"]["kind"] in (
+    assert report["schema_version"] == EVAL_SCHEMA_VERSION and report["metrics"]["kind"] in (
         "deal",
         "partial",
         "none",

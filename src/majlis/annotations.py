@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import RunError, UserError
-from .recorder import read_jsonl
+from .log import first_error
+from .recorder import RunDir, read_jsonl
 
 TAGS = ("anchor", "concession", "threat", "red_line", "walk_away_revealed", "turning_point")
 FILE = "annotations.jsonl"
@@ -38,8 +39,9 @@ class Annotation(BaseModel):
 def add_annotation(
     run_dir: Path, seq: int, tag: str, note: str = "", author: str = "facilitator"
 ) -> Annotation:
-    """Append one tag; the event must exist."""
-    events, _ = read_jsonl(run_dir / "events.jsonl")
+    """Append one tag; the event must exist (in a log that reads whole: a RunError names
+    a damaged line, rather than a tag pointing into a hole)."""
+    events, _ = RunDir(run_dir).read_events()
     if not any(e["seq"] == seq for e in events):
         raise UserError(f"{run_dir.name} has no event {seq}")
     tag = tag.strip().lower().replace(" ", "_")
@@ -71,10 +73,25 @@ def _append(run_dir: Path, ann: Annotation) -> None:
 
 
 def read_annotations(run_dir: Path) -> list[dict[str, Any]]:
-    """The tags in force: every line in order, minus those later removed."""
-    lines, _ = read_jsonl(run_dir / FILE)
-    removed = {a["id"] for a in lines if a.get("removed")}
+    """The tags in force: every line in order, minus those later removed. A line that is not
+    a tag is a RunError naming it (a cut last line is dropped, as in events.jsonl)."""
+    lines = read_jsonl(run_dir / FILE, _check).items
+    removed = {a["id"] for a in lines if a["removed"]}
     return [a for a in lines if not a.get("removed") and a["id"] not in removed]
+
+
+class _Saved(Annotation):
+    """A line of the file: its id and time were given when it was written, never made up."""
+
+    id: str
+    ts: str
+
+
+def _check(data: object) -> dict[str, Any]:
+    try:
+        return _Saved.model_validate(data, strict=True).model_dump()
+    except ValidationError as exc:
+        raise ValueError(first_error(exc)) from None
 
 
 def to_csv(run_dir: Path) -> str:

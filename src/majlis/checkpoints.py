@@ -19,6 +19,8 @@ from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from .errors import RunError
+
 
 class InlineSqliteSaver(SqliteSaver):
     """langgraph's sqlite checkpointer, its async methods done inline on the event loop."""
@@ -62,10 +64,17 @@ def open_checkpoints(path: Path) -> Iterator[InlineSqliteSaver]:
     own checkpoints): a killed process loses no committed step; a power cut may lose the last
     few, which a resume then runs again.
     """
-    with closing(sqlite3.connect(str(path), check_same_thread=False)) as conn:
-        # before the tables are made, so that making them costs no fsync per statement either
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        saver = InlineSqliteSaver(conn)
-        saver.setup()
+    try:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise RunError(f"{path}: cannot open the checkpoints: {exc}") from None
+    with closing(conn):
+        try:
+            # before the tables are made, so that making them costs no fsync per statement
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            saver = InlineSqliteSaver(conn)
+            saver.setup()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            raise RunError(f"{path}: cannot read the checkpoints: {exc}") from None
         yield saver

@@ -574,6 +574,9 @@ JudgeKey = Annotated[
 ]
 
 
+SHOWN_SKIPPED = 5  # damaged lines eval names on the terminal; eval.json lists them all
+
+
 @app.command("eval")
 @friendly
 def eval_(
@@ -622,6 +625,13 @@ def eval_(
                 f"majlis: note: {r.run_id} is {'cut' if r.truncated else 'unfinished'}: evaluated up to event "
                 f"{r.events - 1}"
             )
+        for line in r.skipped[:SHOWN_SKIPPED]:
+            fail(f"majlis: warning: left out of the evaluation: {line}")
+        if len(r.skipped) > SHOWN_SKIPPED:
+            more = len(r.skipped) - SHOWN_SKIPPED
+            fail(
+                f"majlis: warning: {r.run_id}: {more} more damaged lines left out (in its eval.json)"
+            )
 
 
 def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -659,6 +669,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
             "pareto_efficient",
             "failed_turns",
             "truncated",
+            "skipped",
         ]
         keep = [c for c in columns if c in brief or c.startswith(("findings.", "judge."))]
         table = Table(*(c.replace("findings.", "").replace("judge.", "j:") for c in keep))

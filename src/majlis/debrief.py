@@ -92,10 +92,12 @@ class Run:
         return str(self.event(seq).get("content", {}).get("title", "?"))
 
     def passed(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """(tally, proposal) of the vote that made the deal."""
+        """(tally, proposal) of the vote that made the deal; None if the tally names no
+        proposal (a hand-edited log): there is then no proposal to quote."""
         tallies = (e for e in self.events if e["type"] == "tally" and e["content"].get("passed"))
         tally = next(tallies, None)
-        return (tally, self.event(tally["content"]["proposal_seq"])) if tally else None
+        prop = self.event(tally["content"]["proposal_seq"]) if tally else {}
+        return (tally, prop) if tally and prop.get("type") == "proposal" else None
 
     def tags_by_priority(self) -> list[dict[str, Any]]:
         order = self.t.labels.priority_tags
@@ -108,7 +110,7 @@ class Run:
 def load_run(path: Path, t: DebriefTexts) -> Run:
     rd = RunDir.open(path)
     manifest, outcome, loaded = rd.read_manifest(), rd.read_outcome(), load_snapshot(rd)
-    events = sorted(rd.read_events()[0], key=lambda e: e["seq"])
+    events = sorted(rd.read_events()[0], key=lambda e: e["seq"])  # whole, or a RunError
     m = compute_metrics(loaded, events)
     votes = {e["speaker"]: e["content"].get("vote") for e in events if e["type"] == "vote"}
     if outcome:

@@ -2,30 +2,34 @@
 
 Writes runs/<id>/eval.json (versioned) and returns rows for a table over a folder of runs.
 A transcript whose last line was cut is evaluated up to its last whole event and flagged.
+A damaged line elsewhere (not UTF-8, not JSON, not an event) is left out, and the report
+lists it: scores of a log with a hole are worth having, as long as the hole is in view.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .cache import ResponseCache, SampleCounter
 from .checks import Finding, run_checks
 from .client import ModelClient, ModelConfig, make_client
 from .errors import RunError, UserError
 from .judge import PartyVerdict, Rubric, judge_party, load_rubric
+from .log import first_error
 from .metrics import RunMetrics, compute_metrics, summary_row
 from .prompting import Templates
-from .recorder import RunDir, read_jsonl, write_json_atomic
+from .recorder import RunDir, read_json_object, write_json_atomic
 from .session import load_snapshot
 
-EVAL_SCHEMA_VERSION = 1
+# 2: `skipped`, the damaged lines of events.jsonl left out
+EVAL_SCHEMA_VERSION = 2
+EVAL_READABLE_VERSIONS = {1, 2}
 
 
 class EvalReport(BaseModel):
@@ -37,6 +41,7 @@ class EvalReport(BaseModel):
     truncated: bool  # events.jsonl ended in a cut line, dropped here
     incomplete: bool  # the run never reached its outcome
     events: int
+    skipped: list[str] = []  # "<events.jsonl>: line N: why", each damaged line left out
     metrics: RunMetrics
     findings: list[Finding]
     judge_model: str | None = None
@@ -80,9 +85,12 @@ async def evaluate_run(run_dir: Path, judge: JudgeSetup | None = None) -> EvalRe
     rd = RunDir.open(run_dir)
     manifest = rd.read_manifest()
     loaded = load_snapshot(rd)
-    events, cut = read_jsonl(rd.events_path)
+    log = rd.read_log(skip=True)
+    events = log.items
     if not events:
-        raise RunError(f"{rd.events_path}: no events to evaluate")
+        first = log.skipped[0].removeprefix(f"{rd.events_path}: ") if log.skipped else ""
+        why = f" ({len(log.skipped)} damaged line(s), the first: {first})" if first else ""
+        raise RunError(f"{rd.events_path}: no events to evaluate{why}")
     metrics = compute_metrics(loaded, events)
     verdicts = None
     if judge is not None:
@@ -97,9 +105,10 @@ async def evaluate_run(run_dir: Path, judge: JudgeSetup | None = None) -> EvalRe
         run_id=rd.run_id,
         evaluated=datetime.now(UTC).isoformat(timespec="seconds"),
         status=manifest.status,
-        truncated=cut,
+        truncated=log.cut,
         incomplete=metrics.incomplete,
         events=len(events),
+        skipped=log.skipped,
         metrics=metrics,
         findings=run_checks(loaded, events),
         judge_model=judge.client.config.model if judge else None,
@@ -116,6 +125,7 @@ def eval_row(report: EvalReport) -> dict[str, Any]:
         "run_id": report.run_id,
         "status": report.status,
         "truncated": int(report.truncated),
+        "skipped": len(report.skipped),
     }
     row |= summary_row(report.metrics)
     for kind in ("leak", "persona_break", "red_line"):
@@ -130,9 +140,14 @@ def eval_row(report: EvalReport) -> dict[str, Any]:
 
 
 def read_report(path: Path) -> EvalReport:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("schema_version") != EVAL_SCHEMA_VERSION:
+    data = read_json_object(path)
+    version = data.get("schema_version")
+    if version not in EVAL_READABLE_VERSIONS:
         raise RunError(
-            f"{path}: eval schema_version {data.get('schema_version')!r} is not {EVAL_SCHEMA_VERSION}"
+            f"{path}: eval schema_version {version!r} is not one this majlis reads "
+            f"({sorted(EVAL_READABLE_VERSIONS)})"
         )
-    return EvalReport.model_validate(data)
+    try:
+        return EvalReport.model_validate(data)
+    except ValidationError as exc:
+        raise RunError(f"{path}: {first_error(exc)}") from None

@@ -6,9 +6,9 @@ the versions listed in READABLE_VERSIONS and say why not for others.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # 2: manifest parties record timeout, retries and concurrency
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model
@@ -52,6 +52,113 @@ class Event(BaseModel):
     usage: Usage | None = None
     latency_ms: float | None = None
     ts: str = Field(description="UTC time the event was made, ISO 8601.")
+
+
+# What readers take from each type's content (metrics, checks, viewer, debrief, report):
+# a line whose content lacks one of these, or holds the wrong kind of value, is damaged.
+# Other keys are free. Strict: the readers use the line as written, so nothing is coerced.
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+Package = dict[str, str | None]
+
+
+class RoundContent(_Content):
+    text: str
+    order: list[str]
+
+
+class InjectContent(_Content):
+    id: str
+    title: str
+    text: str
+
+
+class MessageContent(_Content):
+    text: str
+    positions: Package
+
+
+class SideMessageContent(_Content):
+    to: str
+    text: str
+
+
+class ProposalContent(_Content):
+    package: Package
+
+
+class NoteContent(_Content):
+    reasoning: str = ""
+    private_positions: Package | None = None
+
+
+class VoteContent(_Content):
+    vote: Literal["accept", "reject"]
+    proposal_seq: int
+
+
+class TallyContent(_Content):
+    proposal_seq: int
+    passed: bool
+    accept: list[str]
+
+
+class ErrorContent(_Content):
+    party: str = ""
+    task: str = ""
+    error: str = ""
+    attempts: int = 0
+
+
+class OutcomeContent(_Content):
+    kind: str
+    branch: str
+    package: Package
+
+
+CONTENT: dict[str, type[_Content]] = {
+    "round": RoundContent,
+    "inject": InjectContent,
+    "message": MessageContent,
+    "side_message": SideMessageContent,
+    "proposal": ProposalContent,
+    "private_note": NoteContent,
+    "vote": VoteContent,
+    "tally": TallyContent,
+    "error": ErrorContent,
+    "outcome": OutcomeContent,
+}
+
+
+def check_event(data: object) -> dict[str, Any]:
+    """One parsed line of events.jsonl, as written, if it is a whole event; else ValueError
+    saying what is wrong. Every reader of a run takes its events through here, so none of
+    them meets a list, a missing field or a package that is not one."""
+    try:
+        event = Event.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise ValueError(first_error(exc)) from None
+    try:
+        CONTENT[event.type].model_validate(event.content)
+    except ValidationError as exc:
+        raise ValueError(first_error(exc, "content")) from None
+    return cast(dict[str, Any], data)
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> str:
+    """A validation error in one line: where (dotted) and what, never the input itself."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    if err["type"] == "model_type" and not where:
+        return f"not a JSON object ({_kind(err['input'])})"
+    return f"{where}: {err['msg']}" if where else str(err["msg"])
+
+
+def _kind(value: object) -> str:
+    names = {list: "a list", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 class PartyModel(BaseModel):

@@ -1,10 +1,26 @@
-"""The run folder: atomic JSON files, an append-only event log, and tolerant readers."""
+"""The run folder: atomic JSON files, an append-only event log, and checked readers.
+
+Run folders get copied, edited by hand and cut short, so every reader takes them through
+here and a damaged one gets one line naming the file (and line), never a traceback:
+
+- manifest.json and outcome.json pass their models, scenario.json `session.Snapshot`,
+  annotations.jsonl `annotations.Annotation`; anything else is a RunError.
+- Each line of events.jsonl must be an event (`log.check_event`). A cut last line is
+  dropped and flagged: the writer died mid-line. Any other bad line is a RunError naming
+  file and line for the readers that show, tag or compare a run (`read_events`: view,
+  debrief, tags --add, compare, serve); `eval` leaves it out and lists it in its report
+  (`read_log(skip=True)`), as scores of a log with a visible hole are still worth having.
+- resume reads no events.jsonl: it rewrites it from checkpoint.sqlite, and refuses a
+  checkpoint it cannot read (checkpoints.open_checkpoints, session._saved_state).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,7 +28,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from .errors import RunError
-from .log import READABLE_VERSIONS, Manifest, Outcome
+from .log import READABLE_VERSIONS, Manifest, Outcome, check_event, first_error
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -36,26 +52,72 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-    """Every whole line of a JSON-lines file, and whether a cut last line was dropped."""
+@dataclass
+class JsonLines:
+    """What a reader took from a JSON-lines file, and what it left out."""
+
+    items: list[dict[str, Any]]
+    cut: bool = False  # the last line was cut (the writer died mid-line) and dropped
+    skipped: list[str] = field(default_factory=list)  # "<file>: line N: why", one a line
+
+
+def read_jsonl(
+    path: Path, check: Callable[[object], dict[str, Any]] | None = None, skip: bool = False
+) -> JsonLines:
+    """Every whole line of a JSON-lines file that is valid UTF-8, valid JSON and passes
+    `check` (a JSON object, if none is given; it raises ValueError saying why not).
+
+    A cut last line is dropped and flagged: the writer died mid-line, the lines before it
+    stand. Any other bad line is damage: a RunError naming the file and line, or, with
+    `skip`, left out and listed in `skipped` for the caller to report.
+    """
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        return [], False
-    lines = raw.split("\n")
-    out: list[dict[str, Any]] = []
-    cut = False
+        return JsonLines([])
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read: {exc.strerror}") from None
+    out = JsonLines([])
+    lines = raw.split(b"\n")
+    last = len(lines) - 1  # the part after the final newline: empty unless the line was cut
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i >= len(lines) - 2 and not raw.endswith("\n"):
-                cut = True  # the writer died mid-line: keep what came before
+            value = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, nested too deep
+            if i == last:
+                out.cut = True  # the writer died mid-line (or mid-character): keep the rest
                 break
-            raise RunError(f"{path}: line {i + 1} is not valid JSON") from None
-    return out, cut
+            why = _unparsed(exc)
+        else:
+            try:
+                out.items.append((check or _object)(value))
+                continue
+            except ValueError as exc:
+                why = str(exc)
+        if not skip:
+            raise RunError(f"{path}: line {i + 1}: {why}")
+        out.skipped.append(f"{path}: line {i + 1}: {why}")
+    return out
+
+
+def _unparsed(exc: BaseException) -> str:
+    """Why bytes did not parse, in words; never the bytes themselves."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte {exc.start + 1})"
+    if isinstance(exc, json.JSONDecodeError):
+        at = f"line {exc.lineno} column {exc.colno}" if exc.lineno > 1 else f"column {exc.colno}"
+        return f"not valid JSON ({exc.msg}: {at})"
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to read"
+    return f"not readable JSON ({exc})"  # e.g. an integer of more digits than Python reads
+
+
+def _object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
 
 
 class RunDir:
@@ -147,20 +209,38 @@ class RunDir:
         os.replace(tmp, self.events_path)
 
     def read_events(self) -> tuple[list[dict[str, Any]], bool]:
-        return read_jsonl(self.events_path)
+        """The events and whether a cut last line was dropped; any other bad line is a
+        RunError naming it: for readers that must not show or score a log with a hole."""
+        log = self.read_log()
+        return log.items, log.cut
+
+    def read_log(self, skip: bool = False) -> JsonLines:
+        """events.jsonl, every line checked against the Event model (log.check_event).
+        With `skip`, a bad line is left out and listed instead of refused (eval)."""
+        return read_jsonl(self.events_path, check_event, skip)
 
 
 T = TypeVar("T", bound=BaseModel)
 
 
-def _read_model(path: Path, model: type[T]) -> T:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A run folder's JSON file, which must hold one object; else a RunError saying why."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))  # never guessed as UTF-16
     except FileNotFoundError:
         raise RunError(f"{path}: file not found") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path}: cannot read: {exc}") from None
-    version = data.get("schema_version") if isinstance(data, dict) else None
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:
+        raise RunError(f"{path}: cannot read: {_unparsed(exc)}") from None
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: not a JSON object")
+    return data
+
+
+def _read_model(path: Path, model: type[T]) -> T:
+    data = read_json_object(path)
+    version = data.get("schema_version")
     if version not in READABLE_VERSIONS:
         raise RunError(
             f"{path}: schema_version {version!r} is not one this majlis reads ({sorted(READABLE_VERSIONS)})"
@@ -168,5 +248,4 @@ def _read_model(path: Path, model: type[T]) -> T:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise RunError(f"{path}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise RunError(f"{path}: {first_error(exc)}") from None

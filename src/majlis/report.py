@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 from pathlib import Path
 
 from .compare import Comparison, group_runs, runs_csv, to_csv, to_markdown
-from .recorder import read_jsonl
+from .recorder import RunDir
+from .session import load_snapshot
 
 PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]
 STYLE = """
@@ -225,8 +225,9 @@ def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path]]:
 
 
 def _public_talk(run: Path) -> str:
-    events, _ = read_jsonl(run / "events.jsonl")
-    cards = json.loads((run / "scenario.json").read_text(encoding="utf-8"))["cards"]
+    rd = RunDir(run)
+    events, _ = rd.read_events()
+    cards = load_snapshot(rd).cards
     out = []
     for e in events:
         c = e["content"]
@@ -237,7 +238,8 @@ def _public_talk(run: Path) -> str:
                 f'<div class="msg inject"><span class="who">{_e(c["title"])}</span>: {_e(c["text"])}</div>'
             )
         elif e["type"] == "message":
-            who = cards.get(e["speaker"], {}).get("name", e["speaker"])
+            card = cards.get(e["speaker"])
+            who = card.name if card else e["speaker"]
             out.append(
                 f'<div class="msg"><span class="who">{_e(who)}</span>: {_e(c["text"])}</div>'
             )

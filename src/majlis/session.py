@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import platform
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.types import Command
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import rules
 from .activity import Activity
@@ -35,10 +36,10 @@ from .context import ContextPolicy
 from .errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
-from .log import Manifest, Outcome, PartyModel, PartyResult, Usage
+from .log import Manifest, Outcome, PartyModel, PartyResult, Usage, first_error
 from .narrated import NarratedClient
 from .prompting import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, RecordLines, Templates
-from .recorder import RunDir, write_json_atomic
+from .recorder import RunDir, read_json_object, write_json_atomic
 from .scenario import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
 from .variants import load_variant, variants_dir
 
@@ -373,18 +374,28 @@ async def run_session(
         await prepared.close()
 
 
+class Snapshot(BaseModel):
+    """scenario.json: the scenario and cards exactly as the run used them."""
+
+    home: str
+    source: str
+    scenario: Scenario
+    cards: dict[str, AgentCard]
+
+
 def load_snapshot(rd: RunDir) -> LoadedScenario:
-    """The scenario exactly as the run used it, from the run folder."""
+    """The scenario exactly as the run used it, from the run folder; a RunError naming the
+    file and field if it is not one (every reader scores the run against it)."""
     try:
-        snap = json.loads(rd.scenario_path.read_text(encoding="utf-8"))
-        return LoadedScenario(
-            scenario=Scenario.model_validate(snap["scenario"]),
-            cards={k: AgentCard.model_validate(v) for k, v in snap["cards"].items()},
-            root=Path(snap["home"]),
-            files=[Path(snap["source"])],
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        raise RunError(f"{rd.scenario_path}: cannot read the scenario snapshot: {exc}") from None
+        snap = Snapshot.model_validate(read_json_object(rd.scenario_path))
+    except ValidationError as exc:
+        raise RunError(f"{rd.scenario_path}: {first_error(exc)}") from None
+    missing = [p for p in snap.scenario.parties if p not in snap.cards]
+    if missing:
+        raise RunError(f"{rd.scenario_path}: cards: no card for party {missing[0]!r}")
+    return LoadedScenario(
+        scenario=snap.scenario, cards=snap.cards, root=Path(snap.home), files=[Path(snap.source)]
+    )
 
 
 async def resume_session(
@@ -465,7 +476,7 @@ async def _drive(
             # event is appended only if the file does not hold it yet.
             written = 0
             if not fresh:
-                snap = await graph.aget_state(config)
+                snap = await _saved_state(graph, config, rd)
                 events = snap.values.get("events", []) if snap.values else []
                 rd.rewrite_events(events)
                 written = len(events)
@@ -542,6 +553,15 @@ async def _drive(
     manifest = manifest.model_copy(update={"status": "complete", "finished": _now()})
     rd.write_manifest(manifest)
     return RunResult(rd, manifest, outcome)
+
+
+async def _saved_state(graph: Any, config: Any, rd: RunDir) -> Any:
+    """The state a resume starts from; a RunError naming checkpoint.sqlite if a damaged
+    page or record keeps it from being read (nothing has run yet: nothing is lost)."""
+    try:
+        return await graph.aget_state(config)
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise RunError(f"{rd.checkpoint_path}: cannot read the checkpoints: {exc}") from None
 
 
 def _any_reply(rd: RunDir) -> bool:
