@@ -51,7 +51,7 @@ def test_listings(home: Path) -> None:
     ("args", "words"),
     [
         (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
-        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--rounds", "0"], "--rounds must be between 1 and 100"),
         (["--variant", "nope"], "unknown variant 'nope'"),
         (["--model", "scripted:reckless"], "unknown scripted style"),
         (

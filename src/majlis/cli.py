@@ -183,6 +183,8 @@ def run(
         spec = parse_file(models, ModelsFile)
         default = spec.default or default
         party_models = spec.parties
+    if seed is not None and not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be between 0 and {2**63 - 1}, not {seed}")
     runs_root = out_dir or data_root(home) / "runs"
     use_cache = seed is not None if cache is None else cache
     store = _open_cache(runs_root / "cache.sqlite") if use_cache else None
@@ -308,12 +310,22 @@ def scenarios(home: Home = None) -> None:
     """List the scenarios."""
     root = data_root(home)
     table = Table("name", "title", "parties", "issues", "rounds")
+    broken: list[str] = []
     for name in list_scenarios(root):
-        s = load_scenario(name, root).scenario
+        try:
+            s = load_scenario(name, root).scenario
+        except UserError as exc:  # the good ones are listed all the same; this one is named
+            broken.append(str(exc))
+            table.add_row(name, "[red]broken: see below[/]", "", "", "")
+            continue
         table.add_row(
             name, s.title, ", ".join(s.parties), str(len(s.agenda)), str(s.deal_rule.max_rounds)
         )
     out.print(table)
+    for line in broken:
+        fail(f"majlis: error: {line}")
+    if broken:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -815,9 +827,33 @@ def tags(
         out.print(table)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main(argv: list[str] | None = None) -> int:
+    """The `majlis` command. A usage error (an unknown option, `--seed abc`) is one line that
+    says what is wrong first, then where to read more, and exit 2; Click would put its
+    `Usage:` line first and the error last."""
+    try:  # Typer 0.2x carries its own copy of Click; earlier ones use Click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions as click_errors  # type: ignore[no-redef]
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = app(args=args, prog_name="majlis", standalone_mode=False)
+    except click_errors.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `majlis` alone: the help, as asked
+            typer.echo(exc.format_message(), err=True)
+            return 2
+        where = exc.ctx.command_path if exc.ctx is not None else "majlis"
+        fail(f"majlis: error: {exc.format_message()} (see '{where} --help')")
+        return 2
+    except click_errors.Abort:
+        fail("majlis: interrupted")
+        return 130
+    except click_errors.ClickException as exc:
+        fail(f"majlis: error: {exc.format_message()}")
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

@@ -32,6 +32,7 @@ from .scenario import LoadedScenario
 
 SYSTEM, MOVE, VOTE, NARRATE = "system.md.j2", "move.md.j2", "vote.md.j2", "narrate.md.j2"
 PROFILES = ("full", "compact")
+MAX_TEMPLATE_BYTES = 64 * 1024
 
 
 class _CompiledTemplates(jinja2.BytecodeCache):
@@ -126,6 +127,22 @@ class Templates:
         # in `used`, even if the file changes mid-run, and skips a file check per prompt
         self._loaded: dict[str, jinja2.Template] = {}
 
+    def _check_size(self, name: str) -> None:
+        """A prompt template is a page or two; one of megabytes is a mistake that would
+        fill every prompt (and no model's window holds it)."""
+        path = self.path_of(name)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return  # missing or unreadable: get_template says which
+        if size > MAX_TEMPLATE_BYTES:
+            raise ScenarioError(
+                path,
+                None,
+                f"the template is {size:,} bytes, more than the {MAX_TEMPLATE_BYTES:,} a prompt "
+                "template may be",
+            )
+
     def path_of(self, name: str) -> Path:
         for base in self.search:
             if (base / name).exists():
@@ -133,6 +150,8 @@ class Templates:
         return self.search[-1] / name
 
     def render(self, name: str, **ctx: Any) -> str:
+        if name not in self._loaded:
+            self._check_size(name)
         try:
             template = self._loaded.get(name) or self.env.get_template(name)
             self._loaded[name] = template
@@ -153,6 +172,10 @@ class Templates:
             ) from None
         except jinja2.TemplateError as exc:
             raise ScenarioError(self.path_of(name), None, f"template error: {exc}") from None
+        except RecursionError:
+            raise ScenarioError(
+                self.path_of(name), None, "the template includes itself, directly or in a loop"
+            ) from None
         except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
             why = " ".join(str(exc).split())[:200]
             raise ScenarioError(

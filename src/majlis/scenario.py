@@ -251,9 +251,24 @@ def scenario_path(root: Path, name_or_path: str) -> Path:
 
 
 def card_path(root: Path, scenario_file: Path, party: str) -> Path:
-    """A scenario may carry its own agents/ folder; the top-level agents/ is the fallback."""
+    """A scenario may carry its own agents/ folder; the top-level agents/ is the fallback.
+    A card that is there but broken (a dangling or looping link) is the scenario's own:
+    it is reported, never silently replaced by the fallback's card of the same name."""
     local = scenario_file.parent / "agents" / f"{party}.yaml"
-    return local if local.exists() else root / "agents" / f"{party}.yaml"
+    return local if local.exists() or local.is_symlink() else root / "agents" / f"{party}.yaml"
+
+
+def _why_broken(path: Path) -> str:
+    """What is wrong with a link that leads nowhere: a loop, or a target that is missing."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:
+        return "the link loops"
+    except OSError as exc:
+        if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:  # ELOOP
+            return "the link loops"
+        return f"it points to {os.readlink(path)!r}, which does not exist"
+    return "it cannot be read"
 
 
 def _stamp(path: Path) -> tuple[str, bytes] | None:
@@ -307,6 +322,10 @@ def _load_scenario(
     files = [path]
     for pid in scenario.parties:
         cpath = card_path(root, path, pid)
+        if cpath.is_symlink() and not cpath.exists():
+            raise ScenarioError(
+                cpath, None, f"the card for {pid!r} is a broken link: {_why_broken(cpath)}"
+            )
         if not cpath.exists():
             raise ScenarioError(path, "parties", f"unknown party {pid!r}: no card at {cpath}")
         card = _parse_stamped(cpath, AgentCard, parsed)
@@ -326,9 +345,29 @@ def _no_duplicates(items: Iterable[str], field: str) -> None:
         seen.add(item)
 
 
+# The scripted player, the zone of agreement and the Pareto metrics enumerate every package
+# (one option per issue). The default agenda has 2,304; this many keeps a scripted move
+# under a tenth of a second and the metrics under a second.
+MAX_PACKAGES = 20_000
+
+
+def package_count(s: Scenario) -> int:
+    count = 1
+    for issue in s.agenda:
+        count *= len(issue.options)
+    return count
+
+
 def _check_scenario(path: Path, s: Scenario) -> None:
     def fail(field: str, msg: str) -> None:
         raise ScenarioError(path, field, msg)
+
+    if package_count(s) > MAX_PACKAGES:
+        fail(
+            "agenda",
+            f"{len(s.agenda)} issues make {package_count(s):,} packages, more than the "
+            f"{MAX_PACKAGES:,} majlis enumerates: fewer issues or fewer options",
+        )
 
     for field, items in (("parties", s.parties), ("agenda", [i.id for i in s.agenda])):
         try:

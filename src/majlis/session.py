@@ -77,12 +77,15 @@ class RunResult:
     outcome: Outcome
 
 
+MAX_ROUNDS = 100
+
+
 def with_rounds(loaded: LoadedScenario, rounds: int | None) -> LoadedScenario:
     """The scenario with its round limit overridden; injects after the last round drop out."""
     if rounds is None:
         return loaded
-    if rounds < 1:
-        raise UserError(f"--rounds must be at least 1, got {rounds}")
+    if not 1 <= rounds <= MAX_ROUNDS:  # the run log's own limit: readers refuse past it
+        raise UserError(f"--rounds must be between 1 and {MAX_ROUNDS}, got {rounds}")
     s = loaded.scenario
     new = s.model_copy(
         update={
