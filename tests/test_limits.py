@@ -120,3 +120,31 @@ def test_a_broken_scenario_does_not_hide_the_good_ones(
     assert "broken-one" in captured.out
     errors = [x for x in captured.err.splitlines() if x.strip()]
     assert len(errors) == 1 and "broken-one" in errors[0] and "scenario.yaml" in errors[0]
+
+
+def test_validate_states_the_zone_of_agreement_and_its_split(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = run_main(capsys, "validate", "--home", str(home))
+    assert code == 0
+    zone = next(x for x in lines if "zone of agreement" in x)
+    assert zone == (
+        "cornered-in-iraq: zone of agreement 32 of 2,304 packages (muddle through 30, rupture 2)"
+    )
+
+
+def test_validate_warns_when_no_deal_is_possible(
+    home_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for party in ("sudani", "washington"):  # each veto party will take only its very best
+        path = home_copy / "agents" / f"{party}.yaml"
+        card = yaml.safe_load(path.read_text())
+        card["threshold"] = sum(max(t.values()) for t in card["scores"].values())
+        path.write_text(yaml.safe_dump(card, sort_keys=False))
+    code = main(["validate", "--home", str(home_copy)])
+    captured = capsys.readouterr()
+    assert code == 0, "a scenario without a zone is legal, but said"
+    assert "zone of agreement 0 of 2,304 packages" in captured.out
+    warnings = [x for x in captured.err.splitlines() if x.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("majlis: warning: cornered-in-iraq")
+    assert "no deal is possible" in warnings[0]

@@ -364,9 +364,16 @@ def validate(
     from .validate import validate_paths
 
     root = data_root(home)
-    problems, checked = validate_paths(root, paths or [])
+    problems, checked, zones = validate_paths(root, paths or [])
     for p in problems:
         fail(f"majlis: error: {p}")
+    for zone in zones:
+        typer.echo(zone.line())
+        if not zone.passing:
+            fail(
+                f"majlis: warning: {zone.scenario}: no package clears every veto party and "
+                "enough others at their walk-away points: no deal is possible"
+            )
     if problems:
         raise typer.Exit(2)
     out.print(f"ok: {checked} file(s) valid")

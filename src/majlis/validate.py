@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from . import rules
 from .errors import ScenarioError, UserError
-from .scenario import AgentCard, list_scenarios, load_scenario, parse_file
+from .scenario import (
+    AgentCard,
+    LoadedScenario,
+    list_scenarios,
+    load_scenario,
+    package_count,
+    parse_file,
+)
 
 
 def _scenario(root: Path, path: Path) -> int:
@@ -18,6 +28,31 @@ def _scenario(root: Path, path: Path) -> int:
     loaded = load_scenario(str(path), root)
     check_templates(loaded)
     return len(loaded.files)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A scenario's zone of agreement: the packages that would pass if every party accepted
+    exactly what clears its own walk-away point, and how they split between its futures."""
+
+    scenario: str
+    packages: int
+    passing: int
+    branches: dict[str, int]
+
+    def line(self) -> str:
+        split = ", ".join(f"{b.replace('_', ' ')} {n}" for b, n in self.branches.items())
+        return (
+            f"{self.scenario}: zone of agreement {self.passing:,} of {self.packages:,} packages"
+            + (f" ({split})" if split else "")
+        )
+
+
+def zone_summary(loaded: LoadedScenario) -> Zone:
+    zone = rules.zone_of_agreement(loaded)
+    s = loaded.scenario
+    branches = Counter(rules.classify_branch(s, "deal", p) for p in zone)
+    return Zone(s.id, package_count(s), len(zone), dict(sorted(branches.items())))
 
 
 def _template(root: Path, path: Path) -> int:
@@ -82,15 +117,20 @@ def default_targets(root: Path) -> list[Path]:
     ]
 
 
-def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int]:
-    """Return (problems, files checked). No path means everything majlis ships under root."""
+def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int, list[Zone]]:
+    """Return (problems, files checked, the zone of agreement of each valid scenario). No
+    path means everything majlis ships under root."""
     problems: list[str] = []
     checked = 0
+    zones: list[Zone] = []
     for path in paths or default_targets(root):
         try:
             if not path.exists():
                 raise ScenarioError(path, None, "file not found")
-            checked += _kind(root, path)(root, path)
+            kind = _kind(root, path)
+            checked += kind(root, path)
+            if kind is _scenario:
+                zones.append(zone_summary(load_scenario(str(path), root)))
         except UserError as exc:
             problems.append(str(exc))
-    return problems, checked
+    return problems, checked, zones
