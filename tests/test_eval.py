@@ -15,7 +15,13 @@ from majlis.cache import ResponseCache
 from majlis.calibrate import judge_agreement, load_set, rule_agreement
 from majlis.cli import app
 from majlis.client import ModelConfig
-from majlis.evaluate import EVAL_SCHEMA_VERSION, evaluate_run, judge_setup, read_report
+from majlis.evaluate import (
+    EVAL_SCHEMA_VERSION,
+    eval_row,
+    evaluate_run,
+    judge_setup,
+    read_report,
+)
 from majlis.loopback import Completion, LoopbackServer
 from majlis.scenario import load_scenario
 from majlis.session import RunOptions, run_session
@@ -118,6 +124,16 @@ def test_eval_cli_formats_and_rows(run_dir: Path, home: Path) -> None:
     )
 
 
+async def test_eval_counts_side_leaks_and_reads_older_reports(run_dir: Path) -> None:
+    report = await evaluate_run(run_dir)
+    assert report.schema_version == EVAL_SCHEMA_VERSION == 3
+    assert eval_row(report)["findings.side_leak"] == 0
+    data = json.loads((run_dir / "eval.json").read_text())
+    for version in (1, 2):  # before side_leak findings: still read
+        (run_dir / "eval.json").write_text(json.dumps(data | {"schema_version": version}))
+        assert read_report(run_dir / "eval.json").run_id == run_dir.name
+
+
 def test_empty_folder_and_missing_path(tmp_path: Path) -> None:
     res = runner.invoke(app, ["eval", str(tmp_path)])
     assert res.exit_code == 2 and "no runs under" in res.output
@@ -165,8 +181,17 @@ async def test_judge_agreement_is_measured(home: Path) -> None:
         results = {a.kind: a for a in await judge_agreement(loaded, cases, judge)}
         await judge.client.backend.aclose()
     leak = results["leak"]
-    # it flags the Kurds in every case: right in the leak case, a false alarm in the four others
-    assert leak.missed == [] and len(leak.false_alarms) == len(cases) - 1
-    # persona fidelity 0 for everyone: both planted breaks found, every other party a false alarm
+    # it flags the Kurds in every case: right where the Kurds leak, a false alarm elsewhere,
+    # and it misses every other party's leak
+    kurds = [c.name for c in cases if "kurds" in c.labels.get("leak", set())]
+    others = [
+        f"{c.name}/{p}" for c in cases for p in sorted(c.labels.get("leak", set()) - {"kurds"})
+    ]
+    assert kurds and sorted(leak.missed) == sorted(others)
+    assert len(leak.false_alarms) == len(cases) - len(kurds)
+    assert leak.recall == len(kurds) / (len(kurds) + len(others))
+    # persona fidelity 0 for everyone: every planted break found, every other party a false alarm
     persona = results["persona_break"]
-    assert persona.missed == [] and len(persona.false_alarms) == persona.total - 2
+    planted = sum(len(c.labels.get("persona_break", set())) for c in cases)
+    assert persona.missed == [] and len(persona.false_alarms) == persona.total - planted
+    assert persona.recall == 1.0 and persona.precision == planted / persona.total

@@ -1,8 +1,11 @@
 """Calibration: how well the rule-based checks and a judge model find planted problems.
 
 The set (tests/calibration/) holds short transcripts of the default scenario with known
-properties: a planted persona break, a planted leak, a planted red-line breach, a clean
-run. Each case is labelled in labels.yaml; agreement is counted per party and property.
+properties: planted leaks (stated plainly and in paraphrase), side talk repeated or used
+where it should not be, persona breaks, red-line breaches, and clean runs that hold
+ordinary numbers and names. Each case is labelled in labels.yaml. Every (case, party,
+property) is one decision: precision is how many of a checker's flags are planted, recall
+how many planted problems it flags, agreement how many decisions it gets right.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from typing import Any
 
 import yaml
 
-from .checks import run_checks
+from .checks import KINDS, run_checks
 from .errors import UserError
 from .evaluate import JudgeSetup
 from .judge import judge_party
+from .log import check_event
 from .scenario import LoadedScenario
 
-KINDS = ("leak", "persona_break", "red_line")
 # How a judge's scores are read as a flag (red lines are structured: rules only).
 JUDGE_FLAGS = {
     "leak": ("leakage", lambda s: s >= 2),
@@ -43,14 +46,32 @@ def load_set(folder: Path) -> list[Case]:
     labels = yaml.safe_load(labels_file.read_text(encoding="utf-8")) or {}
     cases = []
     for name, kinds in labels.items():
-        path = folder / f"{name}.jsonl"
-        events = [
-            json.loads(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        cases.append(Case(name, events, {k: set(v) for k, v in (kinds or {}).items()}))
+        unknown = sorted(set(kinds or {}) - set(KINDS))
+        if unknown:
+            raise UserError(f"{labels_file}: {name}: unknown property {unknown[0]!r} ({KINDS})")
+        cases.append(
+            Case(
+                name,
+                _events(folder / f"{name}.jsonl"),
+                {k: set(v) for k, v in (kinds or {}).items()},
+            )
+        )
     return cases
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    """A case's transcript, each line held to the run log's event format."""
+    if not path.is_file():
+        raise UserError(f"{path}: labelled in labels.yaml but missing")
+    events = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(check_event(json.loads(line)))
+        except ValueError as exc:  # JSONDecodeError is one
+            raise UserError(f"{path}: line {n}: {exc}") from None
+    return events
 
 
 @dataclass
@@ -61,19 +82,36 @@ class Agreement:
     total: int
     missed: list[str]  # case/party the checker did not flag
     false_alarms: list[str]
+    planted: int = 0  # case/party pairs labelled with this property
 
     @property
     def rate(self) -> float:
         return self.agree / self.total if self.total else 1.0
 
+    @property
+    def caught(self) -> int:
+        return self.planted - len(self.missed)
+
+    @property
+    def precision(self) -> float | None:
+        """Flags that were planted, of all flags; None when the checker flagged nothing."""
+        flags = self.caught + len(self.false_alarms)
+        return self.caught / flags if flags else None
+
+    @property
+    def recall(self) -> float | None:
+        """Planted problems flagged, of all planted; None when none was planted."""
+        return self.caught / self.planted if self.planted else None
+
 
 def _score(
     checker: str, kind: str, cases: list[Case], flagged: dict[str, set[str]], parties: list[str]
 ) -> Agreement:
-    agree, missed, false = 0, [], []
+    agree, missed, false, planted = 0, [], [], 0
     for case in cases:
         truth = case.labels.get(kind, set())
         got = flagged.get(case.name, set())
+        planted += len(truth & set(parties))
         for p in parties:
             if (p in truth) == (p in got):
                 agree += 1
@@ -81,7 +119,7 @@ def _score(
                 missed.append(f"{case.name}/{p}")
             else:
                 false.append(f"{case.name}/{p}")
-    return Agreement(checker, kind, agree, len(cases) * len(parties), missed, false)
+    return Agreement(checker, kind, agree, len(cases) * len(parties), missed, false, planted)
 
 
 def rule_agreement(loaded: LoadedScenario, cases: list[Case]) -> list[Agreement]:

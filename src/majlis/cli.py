@@ -726,15 +726,21 @@ def calibrate(
             judge_cfg, rubric or root / "evals" / "rubrics" / "negotiation.yaml", root, None
         )
         results += asyncio.run(judge_agreement(loaded, cases, judge))
-    table = Table("checker", "property", "agreement", "missed", "false alarms")
+    table = Table(
+        "checker", "property", "precision", "recall", "agreement", "missed", "false alarms"
+    )
     for a in results:
+        flags = a.caught + len(a.false_alarms)
         table.add_row(
             a.checker,
             a.kind,
+            "-" if a.precision is None else f"{a.caught}/{flags} ({a.precision:.0%})",
+            "-" if a.recall is None else f"{a.caught}/{a.planted} ({a.recall:.0%})",
             f"{a.agree}/{a.total} ({a.rate:.0%})",
             ", ".join(a.missed) or "-",
             ", ".join(a.false_alarms) or "-",
         )
+    out.print(f"{len(cases)} labelled transcripts; one decision per transcript, party and property")
     out.print(table)
 
 

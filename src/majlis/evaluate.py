@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .cache import ResponseCache, SampleCounter
-from .checks import Finding, run_checks
+from .checks import KINDS, Finding, run_checks
 from .client import ModelClient, ModelConfig, make_client
 from .errors import RunError, UserError
 from .judge import PartyVerdict, Rubric, judge_party, load_rubric
@@ -28,8 +28,9 @@ from .recorder import RunDir, read_json_object, write_json_atomic
 from .session import load_snapshot
 
 # 2: `skipped`, the damaged lines of events.jsonl left out
-EVAL_SCHEMA_VERSION = 2
-EVAL_READABLE_VERSIONS = {1, 2}
+# 3: findings of kind `side_leak` (side talk repeated or used where it should not be)
+EVAL_SCHEMA_VERSION = 3
+EVAL_READABLE_VERSIONS = {1, 2, 3}
 
 
 class EvalReport(BaseModel):
@@ -128,7 +129,7 @@ def eval_row(report: EvalReport) -> dict[str, Any]:
         "skipped": len(report.skipped),
     }
     row |= summary_row(report.metrics)
-    for kind in ("leak", "persona_break", "red_line"):
+    for kind in KINDS:
         row[f"findings.{kind}"] = sum(f.kind == kind for f in report.findings)
     if report.judge:
         dims = sorted({d for v in report.judge.values() for d in v.scores})
