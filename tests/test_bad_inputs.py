@@ -84,6 +84,46 @@ def _missing_brief(home: Path, tmp: Path) -> None:
     path.write_text("".join(lines[:start] + lines[stop:]))
 
 
+PERSONA = "prompts/personas/tehran.md.j2"
+
+
+def _persona(text: str) -> Callable[[Path, Path], None]:
+    """A hostile or broken persona template for Tehran."""
+
+    def prepare(home: Path, tmp: Path) -> None:
+        (home / PERSONA).write_text(text)
+
+    return prepare
+
+
+def _huge_agenda(home: Path, tmp: Path) -> None:
+    path = home / SCN
+    options = "".join(f"\n      - {{id: o{k}, label: Option {k}}}" for k in range(6))
+    extra = "".join(
+        f"\n  - id: extra{n}\n    title: Extra {n}\n    options:{options}" for n in range(4)
+    )
+    text = path.read_text()
+    path.write_text(text.replace("\ndeal_rule:", extra + "\ndeal_rule:", 1))
+
+
+def _card_link(loop: bool) -> Callable[[Path, Path], None]:
+    def prepare(home: Path, tmp: Path) -> None:
+        own = (home / SCN).parent / "agents"
+        own.mkdir(exist_ok=True)
+        link = own / "tehran.yaml"
+        if loop:
+            link.symlink_to(own / "other.yaml")
+            (own / "other.yaml").symlink_to(link)
+        else:
+            link.symlink_to(own / "gone.yaml")
+
+    return prepare
+
+
+def _variant_without_compact(home: Path, tmp: Path) -> None:
+    (home / "prompts" / "variants" / "plan-first" / "compact" / "move.md.j2").unlink()
+
+
 CASES = [
     # --- scenario files
     Case(
@@ -389,6 +429,51 @@ CASES = [
         "resume-not-a-run",
         ("resume", "{tmp}", "--quiet"),
         ("not a majlis run",),
+    ),
+    # --- hostile and broken templates (rendered in Jinja's sandbox)
+    *(
+        Case(f"template-{name}", cmd, ("tehran.md.j2", *words), prepare=_persona(text))
+        for name, text, words in (
+            ("attribute-walk", "{{ ''.__class__.__mro__ }}", ("refused by the sandbox",)),
+            ("os-through-cycler", "{{ cycler.__init__.__globals__.os }}", ("sandbox",)),
+            ("shell-through-lipsum", "{{ lipsum.__globals__['os'].popen('id') }}", ("sandbox",)),
+            ("template-internals", "{{ self._TemplateReference__context }}", ("sandbox",)),
+            ("mutation", "{% set x = [] %}{{ x.append(1) }}", ("sandbox",)),
+            ("huge-power", "{{ 7 ** 100000000 }}", ("power",)),
+            ("huge-repetition", "{{ 'x' * 1000000000 }}", ("repetition",)),
+            ("division-by-zero", "{{ 1 / 0 }}", ("ZeroDivisionError",)),
+            ("includes-itself", "{% include 'personas/tehran.md.j2' %}", ("includes itself",)),
+            ("include-outside", "{% include '../../../etc/passwd' %}", ("not found",)),
+            ("megabytes", "Tehran. " * 20_000, ("65,536",)),
+        )
+        for cmd in (RUN,)
+    ),
+    Case(
+        "validate-hostile-template",
+        ("validate", "--home", "{home}"),
+        ("tehran.md.j2", "sandbox"),
+        prepare=_persona("{{ ''.__class__ }}"),
+    ),
+    # --- limits where they are set
+    Case("rounds-over-100", (*RUN[:-2], "--rounds", "101"), ("--rounds", "between 1 and 100")),
+    Case("seed-past-2-63", (*RUN, "--seed", str(2**70)), ("--seed", "between 0 and")),
+    Case("agenda-too-large", RUN, ("scenario.yaml", "agenda", "20,000"), prepare=_huge_agenda),
+    Case(
+        "validate-agenda-too-large",
+        ("validate", "--home", "{home}"),
+        ("scenario.yaml", "agenda", "packages"),
+        prepare=_huge_agenda,
+    ),
+    Case("card-dangling-link", RUN, ("tehran.yaml", "does not exist"), prepare=_card_link(False)),
+    Case("card-link-loop", RUN, ("tehran.yaml", "loops"), prepare=_card_link(True)),
+    # --- first-session options
+    Case("narrate-unknown-party", (*RUN, "--narrate", "iran"), ("--narrate", "unknown party")),
+    Case("profile-unknown", (*RUN, "--profile", "tiny"), ("--profile",)),
+    Case(
+        "variant-leaves-the-compact-prompt-alone",
+        (*RUN, "--profile", "compact", "--variant", "plan-first"),
+        ("plan-first", "compact/move.md.j2"),
+        prepare=_variant_without_compact,
     ),
 ]
 
