@@ -150,9 +150,9 @@ def _no_extra_buffers() -> Iterator[None]:
 class LlamaResponder:
     """Answers chat requests with llama.cpp, in process; one generation at a time.
 
-    A call is bounded by tokens, not seconds: the prompt must fit the window (or the
-    request is refused at once, 400) and the reply is cut at max_tokens, or sooner so that
-    it fits what the window has left. `activity`, when given, hears of each token."""
+    A call is bounded by tokens, not seconds: the prompt must leave room in the window to
+    answer (or the request is refused at once, 400) and the reply is cut at max_tokens, or
+    sooner where llama.cpp cuts it to what the window has left. `activity`, when given, hears of each token."""
 
     def __init__(
         self,
@@ -219,7 +219,7 @@ class LlamaResponder:
                 out = self.llm.create_chat_completion(
                     messages=body["messages"],
                     temperature=body.get("temperature", 0.7),
-                    max_tokens=min(body.get("max_tokens") or 700, room),
+                    max_tokens=body.get("max_tokens") or 700,  # llama cuts it to the window
                     seed=body.get("seed"),
                     repeat_penalty=REPEAT_PENALTY,
                     logits_processor=[self._count] if self.activity is not None else None,

@@ -82,7 +82,7 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
             for seq, n in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(n, int)
                 if sized and len(seq) * n > self.LIMIT:
-                    raise jinja2.sandbox.SecurityError("a repetition over 100,000 items")
+                    raise jinja2.sandbox.SecurityError(f"a repetition over {self.LIMIT:,} items")
         return super().call_binop(context, operator, left, right)
 
 
