@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from majlis.client import ModelConfig
-from majlis.loopback import LoopbackServer
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer
+from majlis.run.session import RunOptions, run_session
 
 from .common import REPO
 from .responders import PrefixCachingResponder

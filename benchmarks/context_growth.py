@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from majlis.client import ModelConfig
-from majlis.loopback import LoopbackServer, scripted_responder
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.run.session import RunOptions, run_session
 
 from .common import REPO, turn_of
 
@@ -37,7 +37,7 @@ def tokenizer() -> Callable[[str], int] | None:
     try:
         from llama_cpp import Llama
 
-        from majlis.embedded import gguf_path
+        from majlis.model.embedded import gguf_path
 
         with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             llm = Llama(model_path=str(gguf_path()), vocab_only=True, verbose=False)

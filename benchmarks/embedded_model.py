@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import majlis.embedded as emb
-from majlis.client import ModelConfig
-from majlis.session import RunOptions, run_session
+import majlis.model.embedded as emb
+from majlis.model.client import ModelConfig
+from majlis.run.session import RunOptions, run_session
 
 from .common import REPO
 

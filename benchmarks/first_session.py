@@ -38,11 +38,11 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from majlis.metrics import backing, wrong_deal_ratio
-from majlis.moves import readable
-from majlis.recorder import RunDir
-from majlis.scenario import AgentCard, load_scenario
-from majlis.session import load_snapshot
+from majlis.evals.metrics import backing, wrong_deal_ratio
+from majlis.protocol.moves import readable
+from majlis.run.folder import RunDir
+from majlis.run.session import load_snapshot
+from majlis.scenario.load import AgentCard, load_scenario
 
 from .common import REPO
 

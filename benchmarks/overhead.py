@@ -25,10 +25,10 @@ from unittest import mock
 import openai
 from openai.types.chat import ChatCompletion
 
-from majlis import session as session_module
-from majlis.client import Backend, ModelClient, ModelConfig, Reply, http_client
-from majlis.log import Usage
-from majlis.session import RunOptions, run_session
+from majlis.model.client import Backend, ModelClient, ModelConfig, Reply, http_client
+from majlis.run import session as session_module
+from majlis.run.log import Usage
+from majlis.run.session import RunOptions, run_session
 
 from .common import REPO, Clock, ServerProcess, median, server_process, turn_of
 from .responders import CannedResponder

@@ -1,7 +1,7 @@
 """Benchmark 2, scaling: N sessions at once, as `majlis sweep` runs them, against N x one.
 
 The server (its own process) answers after a fixed latency (200 ms) with a canned reply.
-N sessions run through `majlis.sweep.run_sweep` (separate graph threads, no response
+N sessions run through `majlis.compare.sweep.run_sweep` (separate graph threads, no response
 cache), spread over one worker process per core as `majlis sweep --workers` does, each with
 fewer rounds than the scenario's six to keep the run short. Up to 100 sessions, the same
 sweep also runs in one process, for comparison. Throughput is sessions per second; the
@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from majlis.client import ModelConfig
-from majlis.sweep import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
+from majlis.compare.sweep import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
+from majlis.model.client import ModelConfig
 
 from .common import REPO, ServerProcess, rss_mb, server_process
 from .overhead import bare, bare_client, harness, stages

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from majlis.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
-from majlis.client import ModelConfig
+from majlis.compare.sweep import Experiment, run_sweep
 from majlis.errors import BudgetExceeded
-from majlis.log import Usage
-from majlis.loopback import LoopbackServer, scripted_responder
-from majlis.session import RunOptions, run_session
-from majlis.sweep import Experiment, run_sweep
+from majlis.model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.run.log import Usage
+from majlis.run.session import RunOptions, run_session
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from conftest import stable
 
-from majlis.cache import ResponseCache
-from majlis.client import ModelConfig
-from majlis.loopback import LoopbackServer, scripted_responder
-from majlis.session import RunOptions, run_session
+from majlis.model.cache import ResponseCache
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.run.session import RunOptions, run_session
 
 
 def events(result) -> list[dict]:

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from majlis.calibrate import load_set, rule_agreement
-from majlis.checks import KINDS, leaks, persona_breaks, run_checks, side_leaks
-from majlis.checks.leaks import values
-from majlis.checks.text import digits
-from majlis.cli import app
+from majlis.cli.app import app
 from majlis.errors import UserError
-from majlis.log import check_event
-from majlis.scenario import LoadedScenario, load_scenario
+from majlis.evals.calibrate import load_set, rule_agreement
+from majlis.evals.checks import KINDS, leaks, persona_breaks, run_checks, side_leaks
+from majlis.evals.checks.leaks import values
+from majlis.evals.checks.text import digits
+from majlis.run.log import check_event
+from majlis.scenario.load import LoadedScenario, load_scenario
 
 runner = CliRunner()
 POS = {"coalition": "phased", "bilateral": "advisers", "militias": "truce"}

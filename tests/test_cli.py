@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.cli.app import app
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 
 runner = CliRunner()
 
@@ -186,8 +186,8 @@ def test_run_picks_a_bounded_context_for_the_embedded_model(
     args: tuple[str, ...],
     expected: str,
 ) -> None:
-    from majlis import session
     from majlis.errors import UserError
+    from majlis.run import session
 
     seen: list[str] = []
 

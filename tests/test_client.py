@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from majlis.client import ModelConfig, extract_json, make_client
 from majlis.errors import ModelBehaviourError
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.moves import Vote, strict_schema
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig, extract_json, make_client
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.protocol.moves import Vote, strict_schema
+from majlis.run.session import RunOptions, run_session
 
 VOTE_MSGS = [{"role": "system", "content": "vote"}, {"role": "user", "content": "vote now"}]
 

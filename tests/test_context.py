@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from majlis.client import ModelConfig
-from majlis.context import ContextPolicy, split, summary
 from majlis.errors import UserError
-from majlis.loopback import LoopbackServer, scripted_responder
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.protocol.context import ContextPolicy, split, summary
+from majlis.run.session import RunOptions, run_session
 
 
 def turn_of(body: dict[str, Any]) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from click.testing import Result
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.client import ModelConfig
-from majlis.serve import RunsServer
-from majlis.session import RunOptions, run_session
+from majlis.cli.app import app
+from majlis.model.client import ModelConfig
+from majlis.run.session import RunOptions, run_session
+from majlis.workshop.serve import RunsServer
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = "baseline--scripted--s1"  # a sweep cell's name, so that `compare` takes the run too

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from majlis.annotations import add_annotation
-from majlis.client import ModelConfig
-from majlis.debrief import render_debrief, write_debrief
-from majlis.debrief_texts import load_texts
 from majlis.errors import ScenarioError
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.run.session import RunOptions, run_session
+from majlis.workshop.debrief import render_debrief, write_debrief
+from majlis.workshop.debrief_texts import load_texts
+from majlis.workshop.tags import add_annotation
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="alert(1)">'
@@ -210,7 +210,7 @@ def test_the_texts_file_is_checked(tmp_path: Path) -> None:
 
 
 def test_an_unescaped_quote_cannot_hide_in_the_markdown() -> None:
-    from majlis.debrief_render import md
+    from majlis.workshop.debrief_render import md
 
     assert md("# not a heading") == "\\# not a heading"
     assert md("- no list\n1. none") == "\\- no list\n1\\. none"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from majlis.activity import Activity
-from majlis.client import ModelConfig
-from majlis.embedded import gguf_path
-from majlis.moves import readable
-from majlis.session import RunOptions, run_session
+from majlis.model.activity import Activity
+from majlis.model.client import ModelConfig
+from majlis.model.embedded import gguf_path
+from majlis.protocol.moves import readable
+from majlis.run.session import RunOptions, run_session
 
 pytestmark = pytest.mark.embedded
 

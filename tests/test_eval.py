@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from majlis.cache import ResponseCache
-from majlis.calibrate import judge_agreement, load_set, rule_agreement
-from majlis.cli import app
-from majlis.client import ModelConfig
-from majlis.evaluate import (
+from majlis.cli.app import app
+from majlis.evals.calibrate import judge_agreement, load_set, rule_agreement
+from majlis.evals.evaluate import (
     EVAL_SCHEMA_VERSION,
     eval_row,
     evaluate_run,
     judge_setup,
     read_report,
 )
-from majlis.loopback import Completion, LoopbackServer
-from majlis.scenario import load_scenario
-from majlis.session import RunOptions, run_session
+from majlis.model.cache import ResponseCache
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import Completion, LoopbackServer
+from majlis.run.session import RunOptions, run_session
+from majlis.scenario.load import load_scenario
 
 runner = CliRunner()
 

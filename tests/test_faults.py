@@ -1,6 +1,6 @@
 """Faults at the endpoint: every session ends with a recorded status, and failed ones resume.
 
-The loopback server runs the scripted player behind a `FaultPlan` (majlis.faults) that
+The loopback server runs the scripted player behind a `FaultPlan` (majlis.model.faults) that
 injects, on chosen request numbers, the ways a real endpoint misbehaves: 429 with
 Retry-After, 500, 503, a connection dropped mid-body, a hang past the client's timeout, a
 cut or malformed JSON body, a refusal, a reply that breaks the move schema, no choices.
@@ -26,14 +26,14 @@ from conftest import REPO, stable
 from starlette.responses import JSONResponse
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.client import BadResponseError, ModelConfig, make_client
-from majlis.faults import KINDS, OUTPUT, TRANSPORT, FaultPlan
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.moves import Vote, strict_schema
-from majlis.recorder import RunDir
-from majlis.session import RunOptions, resume_session, run_session
-from majlis.sweep import Experiment, run_sweep
+from majlis.cli.app import app
+from majlis.compare.sweep import Experiment, run_sweep
+from majlis.model.client import BadResponseError, ModelConfig, make_client
+from majlis.model.faults import KINDS, OUTPUT, TRANSPORT, FaultPlan
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.protocol.moves import Vote, strict_schema
+from majlis.run.folder import RunDir
+from majlis.run.session import RunOptions, resume_session, run_session
 
 ROUNDS = 2
 SEED = 5
@@ -84,7 +84,7 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import openai._base_client as sdk
 
     monkeypatch.setattr(sdk, "INITIAL_RETRY_DELAY", 0.02)
-    monkeypatch.setattr("majlis.client._backoff", lambda n: 0.02 * 2**n)
+    monkeypatch.setattr("majlis.model.client._backoff", lambda n: 0.02 * 2**n)
 
 
 @pytest.fixture

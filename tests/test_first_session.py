@@ -18,20 +18,21 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from majlis import embedded, session
-from majlis.cli import app
-from majlis.client import EMBEDDED_ROUNDS, ModelConfig, make_client
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.moves import (
+from majlis.cli.app import app
+from majlis.model import embedded
+from majlis.model.client import EMBEDDED_ROUNDS, ModelConfig, make_client
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.protocol.moves import (
     CompactVote,
     canonical_move,
     compact_move_model,
     readable,
     strict_schema,
 )
-from majlis.prompting import PartyPrompter, Templates
-from majlis.scenario import load_scenario
-from majlis.session import RunOptions, run_session
+from majlis.protocol.prompting import PartyPrompter, Templates
+from majlis.run import session
+from majlis.run.session import RunOptions, run_session
+from majlis.scenario.load import load_scenario
 
 
 def invoke(*args: str) -> Any:
@@ -57,7 +58,7 @@ def _slow(seconds: float):
 async def test_an_embedded_call_outlives_the_timeout_that_stops_a_remote_one() -> None:
     """The same slow server: reached as the embedded model, a call slower than the
     configured timeout completes; reached as a remote endpoint, the timeout fires."""
-    from majlis.moves import Vote
+    from majlis.protocol.moves import Vote
 
     server = LoopbackServer(_slow(1.0), blocking=True).start()
     try:
@@ -374,7 +375,7 @@ async def test_narrating_an_unknown_party_is_the_users_error(home: Path, tmp_pat
 def test_the_viewer_says_plainly_which_parties_were_narrated(home: Path, tmp_path: Path) -> None:
     from conftest import chromium
 
-    from majlis.viewer import build_data, write_html
+    from majlis.workshop.viewer import build_data, write_html
 
     result = asyncio.run(
         run_session(

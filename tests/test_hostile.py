@@ -18,11 +18,11 @@ from typing import Any
 
 from conftest import REPO
 
-from majlis import scripted
-from majlis.client import ModelConfig
-from majlis.faults import party_of
-from majlis.loopback import Completion, LoopbackServer
-from majlis.session import RunOptions, run_session
+from majlis.model import scripted
+from majlis.model.client import ModelConfig
+from majlis.model.faults import party_of
+from majlis.model.loopback import Completion, LoopbackServer
+from majlis.run.session import RunOptions, run_session
 
 HOSTILE = "militias"
 ATTACKS = [

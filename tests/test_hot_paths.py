@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from majlis.client import ModelConfig
-from majlis.context import SIDE_KEPT, ContextPolicy, split, summary
-from majlis.graph import _events_channel, build_graph
-from majlis.prompting import PartyPrompter, Templates, quote, record_entry, visible
-from majlis.recorder import RunDir
-from majlis.scenario import load_scenario
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.protocol.context import SIDE_KEPT, ContextPolicy, split, summary
+from majlis.protocol.prompting import PartyPrompter, Templates, quote, record_entry, visible
+from majlis.run.folder import RunDir
+from majlis.run.graph import _events_channel, build_graph
+from majlis.run.session import RunOptions, run_session
+from majlis.scenario.load import load_scenario
 
 
 def reference_record(
@@ -100,7 +100,7 @@ async def test_event_log_is_checkpointed_once_not_every_step(home: Path, tmp_pat
 def test_events_are_flushed_per_step_and_synced_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import majlis.recorder as recorder
+    import majlis.run.folder as recorder
 
     synced: list[int] = []
     monkeypatch.setattr(recorder.os, "fsync", lambda fd: synced.append(fd))
@@ -136,7 +136,7 @@ def test_an_edited_template_is_compiled_afresh(tmp_path: Path) -> None:
 
 
 def test_embedded_state_cache_keeps_each_partys_latest_state() -> None:
-    from majlis.embedded import ConversationStates
+    from majlis.model.embedded import ConversationStates
 
     class State:
         def __init__(self, name: str, size: int) -> None:

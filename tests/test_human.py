@@ -8,11 +8,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.client import ModelConfig
-from majlis.prompting import PartyPrompter, Templates
-from majlis.scenario import load_scenario
-from majlis.session import RunOptions, run_session
+from majlis.cli.app import app
+from majlis.model.client import ModelConfig
+from majlis.protocol.prompting import PartyPrompter, Templates
+from majlis.run.session import RunOptions, run_session
+from majlis.scenario.load import load_scenario
 
 runner = CliRunner()
 

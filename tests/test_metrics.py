@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from majlis import metrics
-from majlis.client import ModelConfig
-from majlis.metrics import Offer, compute_metrics, summary_row
-from majlis.scenario import (
+from majlis.evals import metrics
+from majlis.evals.metrics import Offer, compute_metrics, summary_row
+from majlis.model.client import ModelConfig
+from majlis.run.session import RunOptions, load_snapshot, run_session
+from majlis.scenario.load import (
     AgentCard,
     BranchRule,
     DealRule,
@@ -32,7 +33,6 @@ from majlis.scenario import (
     RedLine,
     Scenario,
 )
-from majlis.session import RunOptions, load_snapshot, run_session
 
 REPO = Path(__file__).resolve().parents[1]
 ISSUES = ["x", "y"]

@@ -11,10 +11,10 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.client import ModelConfig
-from majlis.loopback import LoopbackServer, scripted_responder
-from majlis.session import RunOptions, run_session
+from majlis.cli.app import app
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.run.session import RunOptions, run_session
 
 runner = CliRunner()
 

@@ -16,10 +16,10 @@ import openai
 import pytest
 from conftest import stable
 
-from majlis.client import ModelConfig
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.recorder import RunDir
-from majlis.session import RunOptions, resume_session, run_session
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.run.folder import RunDir
+from majlis.run.session import RunOptions, resume_session, run_session
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -77,7 +77,7 @@ async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_
 def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with LoopbackServer(scripted_responder, latency=0.03) as server:
-        base = [sys.executable, "-m", "majlis.cli"]
+        base = [sys.executable, "-m", "majlis.cli.app"]
         run = [
             *base,
             "run",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from majlis import rules
 from majlis.errors import ScenarioError
-from majlis.scenario import load_scenario
+from majlis.protocol import rules
+from majlis.scenario.load import load_scenario
 
 PARTIES = {"sudani", "washington", "tehran", "militias", "kurds", "sunnis"}
 

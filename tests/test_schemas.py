@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from majlis.schemas import export
+from majlis.cli.schemas import export
 
 
 def test_committed_schemas_are_current(tmp_path: Path, home: Path) -> None:

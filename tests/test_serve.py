@@ -25,12 +25,12 @@ import pytest
 import pytest_asyncio
 from conftest import chromium
 
-from majlis.annotations import read_annotations
-from majlis.client import ModelConfig
 from majlis.errors import UserError
-from majlis.serve import RunsServer, serve_runs
-from majlis.session import RunOptions, run_session
-from majlis.viewer import render_html
+from majlis.model.client import ModelConfig
+from majlis.run.session import RunOptions, run_session
+from majlis.workshop.serve import RunsServer, serve_runs
+from majlis.workshop.tags import read_annotations
+from majlis.workshop.viewer import render_html
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = "2020-01-02T03:04:05+00:00"  # the older run's creation time, so the order is known

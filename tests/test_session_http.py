@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from majlis import rules
-from majlis.client import ModelConfig
-from majlis.log import Event, Manifest, Outcome
-from majlis.loopback import LoopbackServer
-from majlis.scenario import load_scenario
-from majlis.session import RunOptions, run_session
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import LoopbackServer
+from majlis.protocol import rules
+from majlis.run.log import Event, Manifest, Outcome
+from majlis.run.session import RunOptions, run_session
+from majlis.scenario.load import load_scenario
 
 
 async def test_session_over_http_records_everything(

@@ -13,12 +13,12 @@ import yaml
 from conftest import stable
 from typer.testing import CliRunner
 
-from majlis.cli import app
-from majlis.client import portion
-from majlis.compare import collect, compare
-from majlis.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.report import write_report
-from majlis.sweep import Experiment, run_sweep
+from majlis.cli.app import app
+from majlis.compare.comparison import collect, compare
+from majlis.compare.report import write_report
+from majlis.compare.sweep import Experiment, run_sweep
+from majlis.model.client import portion
+from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 
 runner = CliRunner()
 
@@ -180,7 +180,7 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
 async def test_workers_run_the_same_sessions_in_separate_processes(
     home: Path, tmp_path: Path, monkeypatch: Any, method: str
 ) -> None:
-    from majlis import sweep as sweep_module
+    from majlis.compare import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "_mp", lambda: multiprocessing.get_context(method))
     seen: list[tuple[str, dict[str, Any]]] = []
@@ -212,7 +212,7 @@ async def test_workers_run_the_same_sessions_in_separate_processes(
 async def test_a_worker_that_dies_fails_only_its_own_sessions(
     home: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from majlis import sweep as sweep_module
+    from majlis.compare import sweep as sweep_module
 
     real = sweep_module._Job.run
 
@@ -231,7 +231,7 @@ async def test_a_worker_that_dies_fails_only_its_own_sessions(
 
 
 def test_workers_are_capped_by_sessions_limits_and_people(home_copy: Path) -> None:
-    from majlis.sweep import sweep_configs, worker_count
+    from majlis.compare.sweep import sweep_configs, worker_count
 
     def count(exp: Experiment, sessions: int) -> int:
         return worker_count(exp, sessions, sweep_configs(exp, home_copy))

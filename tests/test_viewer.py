@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from conftest import chromium
 
-from majlis import scripted
-from majlis.client import ModelConfig
-from majlis.loopback import Completion, LoopbackServer
-from majlis.session import RunOptions, run_session
-from majlis.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html
+from majlis.model import scripted
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import Completion, LoopbackServer
+from majlis.run.session import RunOptions, run_session
+from majlis.workshop.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'

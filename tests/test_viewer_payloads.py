@@ -18,11 +18,11 @@ import pytest
 import yaml
 from conftest import chromium
 
-from majlis import scripted
-from majlis.client import ModelConfig
-from majlis.loopback import Completion, LoopbackServer
-from majlis.session import RunOptions, run_session
-from majlis.viewer import write_html
+from majlis.model import scripted
+from majlis.model.client import ModelConfig
+from majlis.model.loopback import Completion, LoopbackServer
+from majlis.run.session import RunOptions, run_session
+from majlis.workshop.viewer import write_html
 
 PAYLOADS = [
     '<svg onload="window.__pwned=3"></svg>',

@@ -1,0 +1,43 @@
+"""JSON schemas of every file format, exported for editors (`majlis schema`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from ..compare.sweep import Experiment
+from ..evals.judge import Rubric
+from ..model.budget import PriceTable
+from ..model.client import ModelsFile
+from ..protocol.moves import Vote
+from ..run.log import Event, Manifest, Outcome
+from ..scenario.load import AgentCard, Scenario
+from ..scenario.variants import Variant
+from ..workshop.debrief_texts import DebriefTexts
+
+MODELS: dict[str, type[BaseModel]] = {
+    "scenario": Scenario,
+    "agent-card": AgentCard,
+    "manifest": Manifest,
+    "event": Event,
+    "outcome": Outcome,
+    "vote": Vote,
+    "experiment": Experiment,
+    "models": ModelsFile,
+    "variant": Variant,
+    "prices": PriceTable,
+    "rubric": Rubric,
+    "debrief-texts": DebriefTexts,
+}
+
+
+def export(out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in MODELS.items():
+        path = out_dir / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

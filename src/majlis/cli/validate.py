@@ -1,0 +1,136 @@
+"""`majlis validate`: check files the way majlis would load them, reporting every problem."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..errors import ScenarioError, UserError
+from ..protocol import rules
+from ..scenario.load import (
+    AgentCard,
+    LoadedScenario,
+    list_scenarios,
+    load_scenario,
+    package_count,
+    parse_file,
+)
+
+
+def _scenario(root: Path, path: Path) -> int:
+    from ..run.session import check_templates
+
+    loaded = load_scenario(str(path), root)
+    check_templates(loaded)
+    return len(loaded.files)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A scenario's zone of agreement: the packages that would pass if every party accepted
+    exactly what clears its own walk-away point, and how they split between its futures."""
+
+    scenario: str
+    packages: int
+    passing: int
+    branches: dict[str, int]
+
+    def line(self) -> str:
+        split = ", ".join(f"{b.replace('_', ' ')} {n}" for b, n in self.branches.items())
+        return (
+            f"{self.scenario}: zone of agreement {self.passing:,} of {self.packages:,} packages"
+            + (f" ({split})" if split else "")
+        )
+
+
+def zone_summary(loaded: LoadedScenario) -> Zone:
+    zone = rules.zone_of_agreement(loaded)
+    s = loaded.scenario
+    branches = Counter(rules.classify_branch(s, "deal", p) for p in zone)
+    return Zone(s.id, package_count(s), len(zone), dict(sorted(branches.items())))
+
+
+def _template(root: Path, path: Path) -> int:
+    try:
+        jinja2.Environment().parse(path.read_text(encoding="utf-8"))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ScenarioError(
+            path, f"line {exc.lineno}", f"template syntax error: {exc.message}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, None, f"cannot read: {exc}") from None
+    return 1
+
+
+def _model(model: Callable[[], Any]) -> Callable[[Path, Path], int]:
+    def check(root: Path, path: Path) -> int:
+        parse_file(path, model())
+        return 1
+
+    return check
+
+
+def _kind(root: Path, path: Path) -> Callable[[Path, Path], int]:
+    """Which checker a file needs, from where it lives."""
+    from ..compare.sweep import Experiment
+    from ..evals.judge import Rubric
+    from ..model.budget import PriceTable
+    from ..scenario.variants import Variant
+    from ..workshop.debrief_texts import DebriefTexts
+
+    if path.is_dir() or path.name == "scenario.yaml":
+        return _scenario
+    if path.suffix == ".j2":
+        return _template
+    if path.suffix not in {".yaml", ".yml"}:
+        raise ScenarioError(path, None, "not a scenario, card, rubric, experiment or template file")
+    parts = path.resolve().parts
+    if "rubrics" in parts:
+        return _model(lambda: Rubric)
+    if path.name == "debrief.yaml":
+        return _model(lambda: DebriefTexts)
+    if path.name == "prices.yaml":
+        return _model(lambda: PriceTable)
+    if path.name == "variant.yaml":
+        return _model(lambda: Variant)
+    if "experiments" in parts:
+        return _model(lambda: Experiment)
+    return _model(lambda: AgentCard)
+
+
+def default_targets(root: Path) -> list[Path]:
+    return [
+        *(root / "scenarios" / n / "scenario.yaml" for n in list_scenarios(root)),
+        *sorted((root / "evals" / "rubrics").glob("*.yaml")),
+        *[
+            p
+            for p in (root / "evals" / "debrief.yaml", root / "evals" / "prices.yaml")
+            if p.exists()
+        ],
+        *sorted((root / "prompts" / "variants").glob("*/variant.yaml")),
+        *sorted((root / "experiments").glob("*.yaml")),
+    ]
+
+
+def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int, list[Zone]]:
+    """Return (problems, files checked, the zone of agreement of each valid scenario). No
+    path means everything majlis ships under root."""
+    problems: list[str] = []
+    checked = 0
+    zones: list[Zone] = []
+    for path in paths or default_targets(root):
+        try:
+            if not path.exists():
+                raise ScenarioError(path, None, "file not found")
+            kind = _kind(root, path)
+            checked += kind(root, path)
+            if kind is _scenario:
+                zones.append(zone_summary(load_scenario(str(path), root)))
+        except UserError as exc:
+            problems.append(str(exc))
+    return problems, checked, zones

@@ -1,0 +1,253 @@
+"""The comparison report: one self-contained HTML page with inline SVG plots, plus side-by-side pages.
+
+No scripts and no network: a strict Content-Security-Policy that allows only the page's own
+style block, by hash. All text is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from pathlib import Path
+
+from ..run.folder import RunDir
+from ..run.session import load_snapshot
+from .comparison import Comparison, group_runs, runs_csv, to_csv, to_markdown
+
+PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}
+th{background:#f4f4f4}.note{color:#555;font-size:.9em}svg{display:block;margin:.5rem 0}
+.cols{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.msg{margin:.3rem 0;padding:.3rem .5rem;
+border-left:4px solid #ccc;background:#fafafa}.who{font-weight:600}.round{font-weight:700;margin-top:1rem}
+.inject{background:#fff4d6;border-left-color:#e0a800}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+    csp = f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; base-uri 'none'; form-action 'none'"
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x))
+
+
+def strip_plot(
+    groups: dict[str, list[float]],
+    means: dict[str, tuple[float | None, float | None, float | None]],
+    width: int = 700,
+) -> str:
+    """Each group a row: its runs as dots, its mean as a bar with the 95% interval as a line."""
+    values = [v for vs in groups.values() for v in vs] or [0.0]
+    lo, hi = min(values), max(values)
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    left, right, row = 230, width - 20, 34
+    height = row * len(groups) + 30
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * (right - left)
+
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, (g, vs) in enumerate(groups.items()):
+        y = 20 + i * row
+        colour = PALETTE[i % len(PALETTE)]
+        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{_e(g)}</text>')
+        parts.append(f'<line x1="{left}" x2="{right}" y1="{y}" y2="{y}" stroke="#eee"/>')
+        for v in vs:
+            parts.append(
+                f'<circle cx="{x(v):.1f}" cy="{y}" r="4" fill="{colour}" fill-opacity="0.55"/>'
+            )
+        mean, low, high = means[g]
+        if low is not None and high is not None:
+            parts.append(
+                f'<line x1="{x(low):.1f}" x2="{x(high):.1f}" y1="{y + 9}" y2="{y + 9}" '
+                f'stroke="{colour}" stroke-width="2"/>'
+            )
+        if mean is not None:
+            parts.append(
+                f'<rect x="{x(mean) - 1.5:.1f}" y="{y - 10}" width="3" height="22" fill="#000"/>'
+            )
+    axis = height - 8
+    parts.append(f'<text x="{left}" y="{axis}" font-size="11">{lo:.3g}</text>')
+    parts.append(f'<text x="{right}" y="{axis}" font-size="11" text-anchor="end">{hi:.3g}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def write_report(c: Comparison, folder: Path, views: bool = True) -> list[Path]:
+    """report.html, summary.md, comparison.csv, runs.csv and side-by-side pages under folder/."""
+    folder.mkdir(parents=True, exist_ok=True)
+    links = _views(c, folder) if views else {}
+    body = [
+        f"<h1>Comparison by {_e(c.by)}</h1>",
+        f"<p>{len(c.rows)} finished runs; baseline <b>{_e(c.baseline)}</b>. Dots are runs, the black bar the "
+        "mean, the coloured line its 95% bootstrap interval. Tests are exact paired sign-flip tests on runs "
+        "that share a seed and the other factors.</p>",
+    ]
+    body.append(_deal_rate(c))
+    for r in c.results:
+        groups = {
+            g: [row.values[r.metric] for row in rows if row.values[r.metric] is not None]
+            for g, rows in group_runs(c).items()
+        }
+        means = {g: (iv.mean, iv.low, iv.high) for g, iv in r.groups.items()}
+        body.append(f"<h2>{_e(r.metric)}</h2>")
+        body.append(strip_plot(groups, means))
+        body.append(
+            "<table><tr><th>group</th><th>n</th><th>mean</th><th>95% CI</th><th>paired diff</th>"
+            "<th>p</th><th>effect size</th><th>note</th></tr>"
+        )
+        for g, iv in r.groups.items():
+            t = r.paired.get(f"{g} vs {c.baseline}")
+            ci = "-" if iv.low is None else f"[{iv.low:.3g}, {iv.high:.3g}]"
+            cells = [
+                g,
+                iv.n,
+                "-" if iv.mean is None else f"{iv.mean:.3g}",
+                ci,
+                "-" if not t or t.mean_diff is None else f"{t.mean_diff:+.3g}",
+                "-" if not t or t.p_value is None else f"{t.p_value:.3g}",
+                "-" if not t or t.effect_size is None else f"{t.effect_size:.2f}",
+                t.note if t else "baseline",
+            ]
+            body.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr>")
+        body.append("</table>")
+        if r.diffs:
+            body.append('<p class="note">Paired differences (variant minus baseline):</p>')
+            body.append(
+                strip_plot(r.diffs, {k: (t.mean_diff, None, None) for k, t in r.paired.items()})
+            )
+    body.append(
+        "<h2>Transcripts</h2><table><tr><th>run</th><th>variant</th><th>model</th><th>seed</th></tr>"
+    )
+    for row in c.rows:
+        link = links.get(row.run_id)
+        name = f'<a href="{_e(link)}">{_e(row.run_id)}</a>' if link else _e(row.run_id)
+        body.append(
+            f"<tr><td>{name}</td><td>{_e(row.variant)}</td><td>{_e(row.model)}</td>"
+            f"<td>{row.seed}</td></tr>"
+        )
+    body.append("</table>")
+    pages = _side_by_side(c, folder)
+    if pages:
+        body.append("<h2>Side by side, same seed</h2><ul>")
+        body += [f'<li><a href="{_e(p.name)}">{_e(label)}</a></li>' for label, p in pages]
+        body.append("</ul>")
+    written = [
+        folder / "report.html",
+        folder / "summary.md",
+        folder / "comparison.csv",
+        folder / "runs.csv",
+    ]
+    written[0].write_text(_page("majlis comparison", "".join(body)), encoding="utf-8")
+    written[1].write_text(to_markdown(c), encoding="utf-8")
+    written[2].write_text(to_csv(c), encoding="utf-8")
+    written[3].write_text(runs_csv(c), encoding="utf-8")
+    return written + [p for _, p in pages]
+
+
+def _deal_rate(c: Comparison) -> str:
+    """Bars: the share of each group's runs that ended in a deal."""
+    rates = {
+        g: sum(r.values.get("deal") or 0 for r in rows) / len(rows)
+        for g, rows in group_runs(c).items()
+    }
+    width, left, row = 760, 230, 30
+    parts = [
+        f'<h2>Deal rate</h2><svg width="{width}" height="{row * len(rates) + 10}" role="img" '
+        'xmlns="http://www.w3.org/2000/svg">'
+    ]
+    for i, (g, rate) in enumerate(rates.items()):
+        y = 5 + i * row
+        parts.append(f'<text x="4" y="{y + 15}" font-size="12">{_e(g)}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{rate * (width - left - 60):.1f}" height="20" '
+            f'fill="{PALETTE[i % len(PALETTE)]}"/>'
+        )
+        parts.append(
+            f'<text x="{left + rate * (width - left - 60) + 6:.1f}" y="{y + 15}" font-size="12">'
+            f"{rate:.0%}</text>"
+        )
+    return "".join(parts) + "</svg>"
+
+
+def _views(c: Comparison, folder: Path) -> dict[str, str]:
+    """A facilitator view of every transcript, linked relative to the report."""
+    try:
+        from ..workshop.viewer import write_html
+    except ImportError:  # pragma: no cover - the viewer ships with the package
+        return {}
+    out = {}
+    for row in c.rows:
+        path = write_html(row.path, "facilitator")
+        out[row.run_id] = str(Path("..", path.relative_to(folder.parent)))
+    return out
+
+
+def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path]]:
+    """For each pair sharing a seed, the baseline and the other group's public talk in two columns."""
+    groups = group_runs(c)
+    base = {
+        (r.model if c.by == "variant" else r.variant, r.seed): r for r in groups.get(c.baseline, [])
+    }
+    pages = []
+    for g, rows in groups.items():
+        if g == c.baseline:
+            continue
+        for r in rows:
+            partner = base.get((r.model if c.by == "variant" else r.variant, r.seed))
+            if partner is None:
+                continue
+            label = (
+                f"{g} vs {c.baseline}, {r.model if c.by == 'variant' else r.variant}, seed {r.seed}"
+            )
+            cols = "".join(
+                f"<div><h2>{_e(x.run_id)}</h2>{_public_talk(x.path)}</div>" for x in (partner, r)
+            )
+            path = folder / f"side-by-side--{r.run_id}.html"
+            path.write_text(
+                _page(label, f"<h1>{_e(label)}</h1><div class=cols>{cols}</div>"), encoding="utf-8"
+            )
+            pages.append((label, path))
+    return pages
+
+
+def _public_talk(run: Path) -> str:
+    rd = RunDir(run)
+    events, _ = rd.read_events()
+    cards = load_snapshot(rd).cards
+    out = []
+    for e in events:
+        c = e["content"]
+        if e["type"] == "round":
+            out.append(f'<div class="round">Round {e["round"]}</div>')
+        elif e["type"] == "inject":
+            out.append(
+                f'<div class="msg inject"><span class="who">{_e(c["title"])}</span>: {_e(c["text"])}</div>'
+            )
+        elif e["type"] == "message":
+            card = cards.get(e["speaker"])
+            who = card.name if card else e["speaker"]
+            out.append(
+                f'<div class="msg"><span class="who">{_e(who)}</span>: {_e(c["text"])}</div>'
+            )
+        elif e["type"] == "tally":
+            out.append(
+                f'<div class="msg">vote {"passed" if c["passed"] else "failed"}: accept '
+                f"{_e(', '.join(c['accept']))}</div>"
+            )
+        elif e["type"] == "outcome":
+            out.append(f'<div class="round">Outcome: {_e(c["kind"])} ({_e(c["branch"])})</div>')
+    return "".join(out)

@@ -1,0 +1,429 @@
+"""The scenario as data: agenda, deal rule, injects, stakeholder cards.
+
+Everything here is read from YAML and validated by pydantic models that refuse unknown
+keys; every error names the file and the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ScenarioError
+
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Branch = Literal["muddle_through", "rupture"]
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Option(_Strict):
+    """One way an agenda issue can be settled."""
+
+    id: Slug
+    label: str = Field(min_length=1)
+    description: str = ""
+    lean: int = Field(
+        0, ge=-3, le=3, description="Pull toward muddling through (+) or rupture (-)."
+    )
+
+
+class Issue(_Strict):
+    id: Slug
+    title: str = Field(min_length=1)
+    description: str = ""
+    options: list[Option] = Field(min_length=2, max_length=6)
+
+    @model_validator(mode="after")
+    def _unique_options(self) -> Issue:
+        _no_duplicates([o.id for o in self.options], "options")
+        return self
+
+    def option_ids(self) -> list[str]:
+        return [o.id for o in self.options]
+
+
+class DealRule(_Strict):
+    """Who must accept a package for it to pass."""
+
+    veto: list[Slug] = Field(min_length=1, description="Parties whose acceptance is required.")
+    min_accept: int = Field(ge=1, description="Acceptances needed, veto parties included.")
+    max_rounds: int = Field(ge=1, le=100)
+
+
+class Inject(_Strict):
+    """A scenario event the facilitator announces to every party at the start of a round."""
+
+    round: int = Field(ge=1)
+    id: Slug
+    title: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class BranchRule(_Strict):
+    """Classifies an outcome into one of the seed's two branches.
+
+    A deal or partial deal whose agreed options have a lean sum at or above
+    `muddle_through_at` is `muddle_through`; anything else, and no deal, takes `otherwise`.
+    """
+
+    muddle_through_at: int = 0
+    no_deal: Branch = "rupture"
+    otherwise: Branch = "rupture"
+
+
+class Scenario(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=60)
+    title: str = Field(min_length=1)
+    brief: str = Field(min_length=1, description="The public situation every party reads.")
+    short_brief: str | None = Field(
+        None, description="The situation in two or three sentences, for the compact prompt."
+    )
+    convener: Slug
+    parties: list[Slug] = Field(min_length=2)
+    turn_order: Literal["convener_first", "rotate"] = "convener_first"
+    agenda: list[Issue] = Field(min_length=1)
+    deal_rule: DealRule
+    injects: list[Inject] = []
+    branches: BranchRule = BranchRule()
+
+    def issue(self, issue_id: str) -> Issue:
+        for issue in self.agenda:
+            if issue.id == issue_id:
+                return issue
+        raise KeyError(issue_id)
+
+
+class RedLine(_Strict):
+    issue: Slug
+    option: Slug
+    why: str = ""
+
+
+class AgentCard(_Strict):
+    """One stakeholder: public face, private brief and hidden scores."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    color: str = Field("#555555", pattern=r"^#[0-9a-fA-F]{6}$")
+    persona: str = Field(min_length=1, description="Persona template, relative to prompts/.")
+    public_stance: str = Field(min_length=1)
+    private_brief: str = Field(min_length=1)
+    short_brief: str | None = Field(
+        None,
+        description="The private brief in a sentence or two, for the compact prompt "
+        "(small local models); the full brief is used when it is missing.",
+    )
+    private_interests: list[str] = []
+    red_lines: list[RedLine] = []
+    scores: dict[Slug, dict[Slug, int]]
+    threshold: int = Field(
+        ge=0, description="Walk-away point: a package below it is worse than no deal."
+    )
+    veto: bool = False
+
+
+class LoadedScenario(BaseModel):
+    """A validated scenario with its cards, as a session uses it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scenario: Scenario
+    cards: dict[str, AgentCard]
+    root: Path
+    files: list[Path]
+
+    @property
+    def content_hash(self) -> str:
+        h = hashlib.sha256()
+        h.update(_canonical(self.scenario.model_dump()))
+        for pid in self.scenario.parties:
+            h.update(_canonical(self.cards[pid].model_dump()))
+        return h.hexdigest()
+
+    def max_score(self, party: str) -> int:
+        return sum(max(opts.values()) for opts in self.cards[party].scores.values())
+
+
+# ---------------------------------------------------------------------------------------
+# Finding and loading files
+
+
+def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where agents/, prompts/ and scenarios/ live: --home, $MAJLIS_HOME, cwd, or the checkout."""
+    candidates: list[Path] = []
+    if explicit:
+        candidates.append(Path(explicit))
+    if os.environ.get("MAJLIS_HOME"):
+        candidates.append(Path(os.environ["MAJLIS_HOME"]))
+    candidates += [Path.cwd(), Path(__file__).resolve().parents[3]]
+    for c in candidates:
+        if (c / "scenarios").is_dir() and (c / "agents").is_dir():
+            return c.resolve()
+    raise ScenarioError(candidates[0], None, "no scenarios/ and agents/ folders here (set --home)")
+
+
+def list_scenarios(root: Path) -> list[str]:
+    return sorted(p.parent.name for p in (root / "scenarios").glob("*/scenario.yaml"))
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that refuses a key given twice (YAML would silently keep the last).
+    On libyaml's parser when PyYAML has it: about ten times faster than the pure-Python one."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def read_yaml(path: Path, raw: bytes | None = None) -> Any:
+    """The YAML in `path`, or in `raw` when the caller has read the file already."""
+    try:
+        text = path.read_text(encoding="utf-8") if raw is None else raw.decode("utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(path, None, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(path, None, f"cannot read: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(path, None, f"invalid YAML: {where}{problem}") from None
+
+
+def parse_file(path: Path, model: type[M], raw: bytes | None = None) -> M:
+    data = read_yaml(path, raw)
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            path, None, f"expected a mapping at the top, found {type(data).__name__}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or None
+        raise ScenarioError(path, field, _short(err)) from None
+
+
+def _short(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return str(err["msg"])
+
+
+def scenario_path(root: Path, name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in {".yaml", ".yml"} or p.is_dir():
+        return p / "scenario.yaml" if p.is_dir() else p
+    candidate = root / "scenarios" / name_or_path / "scenario.yaml"
+    if not candidate.exists():
+        known = ", ".join(list_scenarios(root)) or "none"
+        raise ScenarioError(candidate, None, f"unknown scenario {name_or_path!r} (known: {known})")
+    return candidate
+
+
+def card_path(root: Path, scenario_file: Path, party: str) -> Path:
+    """A scenario may carry its own agents/ folder; the top-level agents/ is the fallback.
+    A card that is there but broken (a dangling or looping link) is the scenario's own:
+    it is reported, never silently replaced by the fallback's card of the same name."""
+    local = scenario_file.parent / "agents" / f"{party}.yaml"
+    return local if local.exists() or local.is_symlink() else root / "agents" / f"{party}.yaml"
+
+
+def _why_broken(path: Path) -> str:
+    """What is wrong with a link that leads nowhere: a loop, or a target that is missing."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:
+        return "the link loops"
+    except OSError as exc:
+        if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40:  # ELOOP
+            return "the link loops"
+        return f"it points to {os.readlink(path)!r}, which does not exist"
+    return "it cannot be read"
+
+
+def _stamp(path: Path) -> tuple[str, bytes] | None:
+    try:
+        return (str(path), path.read_bytes())
+    except OSError:
+        return None
+
+
+# Scenarios already loaded in this process, by scenario file: the bytes each file held when
+# it was parsed (the scenario's, then each card's) and the result. A sweep loads the same
+# scenario for every session; reading a few small files to compare costs microseconds,
+# parsing their YAML again milliseconds. A file edited, replaced or shadowed by a card of
+# the scenario's own misses the cache.
+_LOADED: dict[tuple[str, str], tuple[tuple[Any, ...], LoadedScenario]] = {}
+
+
+def load_scenario(
+    name_or_path: str = "cornered-in-iraq", root: Path | None = None
+) -> LoadedScenario:
+    root = root or data_root()
+    path = scenario_path(root, name_or_path)
+    key = (str(root), str(path))
+    hit = _LOADED.get(key)
+    if hit is not None:
+        stamps, loaded = hit
+        parties = loaded.scenario.parties
+        now = (_stamp(path), *(_stamp(card_path(root, path, p)) for p in parties))
+        if now == stamps and None not in now:
+            return loaded
+    parsed: list[tuple[str, bytes] | None] = []
+    loaded = _load_scenario(path, root, parsed)
+    _LOADED[key] = (tuple(parsed), loaded)
+    return loaded
+
+
+def _parse_stamped(path: Path, model: type[M], parsed: list[tuple[str, bytes] | None]) -> M:
+    """Parse the bytes read for the stamp, so the cache holds exactly what was parsed.
+    An unreadable file is read again by the parser, which says why."""
+    stamp = _stamp(path)
+    parsed.append(stamp)
+    return parse_file(path, model, None if stamp is None else stamp[1])
+
+
+def _load_scenario(
+    path: Path, root: Path, parsed: list[tuple[str, bytes] | None]
+) -> LoadedScenario:
+    scenario = _parse_stamped(path, Scenario, parsed)
+    _check_scenario(path, scenario)
+    cards: dict[str, AgentCard] = {}
+    files = [path]
+    for pid in scenario.parties:
+        cpath = card_path(root, path, pid)
+        if cpath.is_symlink() and not cpath.exists():
+            raise ScenarioError(
+                cpath, None, f"the card for {pid!r} is a broken link: {_why_broken(cpath)}"
+            )
+        if not cpath.exists():
+            raise ScenarioError(path, "parties", f"unknown party {pid!r}: no card at {cpath}")
+        card = _parse_stamped(cpath, AgentCard, parsed)
+        if card.id != pid:
+            raise ScenarioError(cpath, "id", f"card id {card.id!r} does not match its file name")
+        _check_card(cpath, card, scenario)
+        cards[pid] = card
+        files.append(cpath)
+    return LoadedScenario(scenario=scenario, cards=cards, root=root, files=files)
+
+
+def _no_duplicates(items: Iterable[str], field: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"duplicate {field[:-1] if field.endswith('s') else field} {item!r}")
+        seen.add(item)
+
+
+# The scripted player, the zone of agreement and the Pareto metrics enumerate every package
+# (one option per issue). The default agenda has 2,304; this many keeps a scripted move
+# under a tenth of a second and the metrics under a second.
+MAX_PACKAGES = 20_000
+
+
+def package_count(s: Scenario) -> int:
+    count = 1
+    for issue in s.agenda:
+        count *= len(issue.options)
+    return count
+
+
+def _check_scenario(path: Path, s: Scenario) -> None:
+    def fail(field: str, msg: str) -> None:
+        raise ScenarioError(path, field, msg)
+
+    if package_count(s) > MAX_PACKAGES:
+        fail(
+            "agenda",
+            f"{len(s.agenda)} issues make {package_count(s):,} packages, more than the "
+            f"{MAX_PACKAGES:,} majlis enumerates: fewer issues or fewer options",
+        )
+
+    for field, items in (("parties", s.parties), ("agenda", [i.id for i in s.agenda])):
+        try:
+            _no_duplicates(items, field)
+        except ValueError as exc:
+            fail(field, str(exc))
+    if s.convener not in s.parties:
+        fail("convener", f"unknown party {s.convener!r}")
+    for i, v in enumerate(s.deal_rule.veto):
+        if v not in s.parties:
+            fail(f"deal_rule.veto.{i}", f"unknown party {v!r}")
+    if s.deal_rule.min_accept > len(s.parties):
+        fail(
+            "deal_rule.min_accept",
+            f"needs {s.deal_rule.min_accept} acceptances but only {len(s.parties)} parties",
+        )
+    if s.deal_rule.min_accept < len(set(s.deal_rule.veto)):
+        fail("deal_rule.min_accept", "is smaller than the number of veto parties")
+    for i, inj in enumerate(s.injects):
+        if inj.round > s.deal_rule.max_rounds:
+            fail(
+                f"injects.{i}.round",
+                f"round {inj.round} is after the last round {s.deal_rule.max_rounds}",
+            )
+
+
+def _check_card(path: Path, card: AgentCard, s: Scenario) -> None:
+    def fail(field: str, msg: str) -> None:
+        raise ScenarioError(path, field, msg)
+
+    issues = {i.id: i for i in s.agenda}
+    for issue_id in card.scores:
+        if issue_id not in issues:
+            fail(f"scores.{issue_id}", "no such issue on the agenda")
+    for issue in s.agenda:
+        table = card.scores.get(issue.id)
+        if table is None:
+            fail(f"scores.{issue.id}", "missing score table for this agenda issue")
+            return
+        for opt in table:
+            if opt not in issue.option_ids():
+                fail(f"scores.{issue.id}.{opt}", "no such option for this issue")
+        for opt in issue.option_ids():
+            if opt not in table:
+                fail(f"scores.{issue.id}.{opt}", "missing score for this option")
+    for i, rl in enumerate(card.red_lines):
+        if rl.issue not in issues:
+            fail(f"red_lines.{i}.issue", f"no such issue {rl.issue!r}")
+        if rl.option not in issues[rl.issue].option_ids():
+            fail(f"red_lines.{i}.option", f"no such option {rl.option!r} for issue {rl.issue!r}")
+    if card.veto != (card.id in s.deal_rule.veto):
+        fail("veto", f"is {card.veto} but the scenario's deal_rule.veto says otherwise")
+    best = sum(max(t.values()) for t in card.scores.values())
+    if card.threshold > best:
+        fail("threshold", f"{card.threshold} is above the best possible score {best}")
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
