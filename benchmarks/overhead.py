@@ -26,8 +26,8 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from majlis.model.client import Backend, ModelClient, ModelConfig, Reply, http_client
+from majlis.model.usage import Usage
 from majlis.run import session as session_module
-from majlis.run.log import Usage
 from majlis.run.session import RunOptions, run_session
 
 from .common import REPO, Clock, ServerProcess, median, server_process, turn_of

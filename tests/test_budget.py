@@ -13,7 +13,7 @@ from majlis.errors import BudgetExceeded
 from majlis.model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from majlis.model.client import ModelConfig
 from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.run.log import Usage
+from majlis.model.usage import Usage
 from majlis.run.session import RunOptions, run_session
 
 

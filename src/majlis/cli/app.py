@@ -20,7 +20,7 @@ from rich.table import Table
 from ..errors import MajlisError, UserError, kept
 from ..model.activity import Activity
 from ..model.budget import Budget, Spending, load_prices
-from ..model.client import EMBEDDED_ROUNDS, ModelConfig, ModelsFile, describe
+from ..model.client import EMBEDDED_ROUNDS, ModelConfig, ModelsFile, error_line
 from ..run.human import Terminal
 from ..scenario.load import data_root, list_scenarios, load_scenario, parse_file
 
@@ -67,7 +67,7 @@ def friendly(fn: F) -> F:
             )
             raise typer.Exit(2) from None
         except (MajlisError, openai.APIError) as exc:
-            fail(f"majlis: stopped: {describe(exc)}{_kept(exc)}")
+            fail(f"majlis: stopped: {error_line(exc)}{_kept(exc)}")
             raise typer.Exit(1) from None
         except KeyboardInterrupt as exc:
             fail(f"majlis: interrupted{_kept(exc)}")
@@ -443,7 +443,7 @@ def sweep(
     )
 
     from ..compare.sweep import cells, load_experiment, preflight, run_sweep, sweep_configs
-    from ..run.log import Usage
+    from ..model.usage import Usage
 
     root = data_root(home)
     exp = load_experiment(experiment, root)

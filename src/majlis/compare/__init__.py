@@ -1,1 +1,10 @@
-"""compare"""
+"""Many runs: experiment files, the sweep that runs them in workers, paired statistics, the
+report.
+
+The names this package offers are listed in `__init__.pyi`; each is imported on first use,
+so importing one name does not import the rest of the layer (or the SDKs behind it).
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

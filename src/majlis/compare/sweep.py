@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import UserError
 from ..model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from ..model.cache import CacheStats, ResponseCache
-from ..model.client import EndpointLimits, ModelConfig, describe, make_client, portion
+from ..model.client import EndpointLimits, ModelConfig, error_line, make_client, portion
 from ..run.folder import RunDir, write_json_atomic
 from ..run.human import HUMAN
 from ..run.session import RunOptions, party_configs, resume_session, run_session
@@ -264,7 +264,7 @@ class _Job:
                             shutil.rmtree(path)  # made but never started: nothing worth keeping
                         await run_session(self.options(cell, cache, limits, spending), sink=sink)
                 except Exception as exc:  # one session's failure is recorded; the sweep goes on
-                    result.failed[cell.run_id] = why = describe(exc)
+                    result.failed[cell.run_id] = why = error_line(exc)
                     notify("failed", {"run_id": cell.run_id, "error": why})
                     return
                 result.done.append(cell.run_id)

@@ -1,1 +1,10 @@
-"""model"""
+"""Talking to models: endpoint settings, the openai client with its retries, the scripted,
+embedded and loopback players, the response cache, token prices and budgets.
+
+The names this package offers are listed in `__init__.pyi`; each is imported on first use,
+so importing one name does not import the rest of the layer (or the SDKs behind it).
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

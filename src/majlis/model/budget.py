@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import BudgetExceeded
-from ..run.log import Usage
 from ..scenario.load import parse_file
+from .usage import Usage
 
 
 class Price(BaseModel):
@@ -79,7 +79,7 @@ class Meter:
 
     def charge(self, model: str, usage: Usage) -> None:
         self.calls += 1
-        self.tokens += usage.prompt_tokens + usage.completion_tokens
+        self.tokens += usage.tokens
         self.cost += self.prices.cost(model, usage)
 
 

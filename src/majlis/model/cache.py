@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..run.log import Usage
+from .usage import Usage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (

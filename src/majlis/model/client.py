@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from ..errors import EndpointError, MajlisError, ModelBehaviourError, UserError
-from ..run.log import Usage
 from . import scripted
 from .budget import Meter
 from .cache import ResponseCache, SampleCounter, request_key
+from .usage import Usage
 
 M = TypeVar("M", bound=BaseModel)
 Dialect = Literal["json_schema", "json_object", "prompt"]
@@ -410,7 +410,7 @@ class OpenAIBackend(Backend):
         # A 200 whose body is not a completion is a transport fault too: retried with the
         # SDK's backoff, out of the same budget, so one call makes at most max_retries + 1
         # requests whatever mix of faults it meets.
-        budget = _Budget(self.config.max_retries)
+        budget = _RetriesLeft(self.config.max_retries)
         while True:
             try:
                 return await self._chat_dialect(messages, schema_name, schema, budget)
@@ -430,7 +430,7 @@ class OpenAIBackend(Backend):
         messages: list[dict[str, str]],
         schema_name: str,
         schema: dict[str, Any],
-        budget: _Budget,
+        budget: _RetriesLeft,
     ) -> Reply:
         while True:
             try:
@@ -448,7 +448,7 @@ class OpenAIBackend(Backend):
         messages: list[dict[str, str]],
         schema_name: str,
         schema: dict[str, Any],
-        budget: _Budget,
+        budget: _RetriesLeft,
     ) -> Reply:
         kwargs: dict[str, Any] = {}
         if self.dialect == "json_schema":
@@ -533,7 +533,7 @@ def unreachable(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}"
 
 
-def describe(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """An error as the run's manifest and the terminal say it: its type and message, or for
     a lost connection, where and why in plain words (the SDK's own message names neither)."""
     if isinstance(exc, openai.APIConnectionError):
@@ -553,7 +553,7 @@ def refusal(exc: BaseException) -> str | None:
     return f"{exc.request.url} answered {exc.status_code}: {said[:300]}"
 
 
-class _Budget:
+class _RetriesLeft:
     """Transport retries left for one call, shared by the SDK and the body check."""
 
     def __init__(self, retries: int) -> None:
@@ -734,11 +734,7 @@ class ModelClient:
         if not last.cached:
             for meter in self.meters:
                 meter.charge(self.config.model, last.usage)
-        total = asking.total = Usage(
-            prompt_tokens=asking.total.prompt_tokens + last.usage.prompt_tokens,
-            completion_tokens=asking.total.completion_tokens + last.usage.completion_tokens,
-            cached_tokens=asking.total.cached_tokens + last.usage.cached_tokens,
-        )
+        total = asking.total = asking.total + last.usage
         try:
             value = output.model_validate(extract_json(last.text))
         except (ValueError, ValidationError) as exc:

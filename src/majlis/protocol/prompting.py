@@ -28,7 +28,7 @@ import jinja2.sandbox
 from ..errors import ScenarioError
 from ..scenario.load import LoadedScenario
 from .context import ContextPolicy, split, summary
-from .rules import describe, score
+from .rules import package_words, score
 
 SYSTEM, MOVE, VOTE, NARRATE = "system.md.j2", "move.md.j2", "vote.md.j2", "narrate.md.j2"
 PROFILES = ("full", "compact")
@@ -394,7 +394,7 @@ class PartyPrompter:
             "threshold": self.card.threshold,
             "standing": standing is not None,
             "standing_by": self.loaded.cards[standing["by"]].name if standing else "",
-            "standing_text": describe(s, standing["package"]) if standing else "",
+            "standing_text": package_words(s, standing["package"]) if standing else "",
             "standing_score": score(self.card.scores, standing["package"]) if standing else 0,
         }
         return self.templates.render(self.folder + (MOVE if task == "move" else VOTE), **ctx)
@@ -444,14 +444,14 @@ def decision_text(
 ) -> str:
     """A decided move in words, for the model that narrates it."""
     if move.get("proposal"):
-        return f"you propose this package to the room: {describe(scenario, move['proposal'])}."
+        return f"you propose this package to the room: {package_words(scenario, move['proposal'])}."
     if standing_by:
         by = cards[standing_by].name if standing_by in cards else standing_by
         return (
             f"you make no new proposal; you support these positions: "
-            f"{describe(scenario, move['positions'])} (the standing proposal is by {by})."
+            f"{package_words(scenario, move['positions'])} (the standing proposal is by {by})."
         )
-    return f"you make no proposal yet; you state these positions: {describe(scenario, move['positions'])}."
+    return f"you make no proposal yet; you state these positions: {package_words(scenario, move['positions'])}."
 
 
 def terse(package: dict[str, str]) -> str:

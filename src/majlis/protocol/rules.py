@@ -105,7 +105,7 @@ def red_line_hits(
     return [(i, o) for i, o in red_lines if package.get(i) == o]
 
 
-def describe(scenario: Scenario, package: Mapping[str, str | None]) -> str:
+def package_words(scenario: Scenario, package: Mapping[str, str | None]) -> str:
     """A package in words, for prompts and the live view."""
     parts = []
     for issue in scenario.agenda:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelBehaviourError
 from ..model.client import Answer, Backend, ModelConfig, Reply
-from .log import Usage
+from ..model.usage import Usage
 
 HUMAN = "human"
 

@@ -10,6 +10,8 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..model.usage import Usage
+
 # 2: manifest parties record timeout, retries and concurrency
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model
 SCHEMA_VERSION = 3
@@ -27,13 +29,6 @@ EventType = Literal[
     "error",  # a failed turn or call: seen by the facilitator only
     "outcome",  # the end of the session
 ]
-
-
-class Usage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
 
 
 class Event(BaseModel):

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from ..errors import ModelBehaviourError
 from ..model import scripted
 from ..model.client import Answer, ModelClient, Reply
+from ..model.usage import Usage
 from ..protocol.moves import (
     canonical_move,
     canonical_vote,
@@ -29,7 +30,6 @@ from ..protocol.moves import (
     narration_model,
     strict_schema,
 )
-from .log import Usage
 
 # (the move's messages, the decided move) -> the messages that ask for its words
 Narration = Callable[[list[dict[str, str]], dict[str, Any]], list[dict[str, str]]]

@@ -30,7 +30,15 @@ from ..errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioErro
 from ..model.activity import Activity
 from ..model.budget import Spending
 from ..model.cache import ResponseCache, SampleCounter
-from ..model.client import EndpointLimits, ModelClient, ModelConfig, describe, make_client, refusal
+from ..model.client import (
+    EndpointLimits,
+    ModelClient,
+    ModelConfig,
+    error_line,
+    make_client,
+    refusal,
+)
+from ..model.usage import Usage
 from ..protocol import rules
 from ..protocol.context import ContextPolicy
 from ..protocol.prompting import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, RecordLines, Templates
@@ -40,7 +48,7 @@ from .checkpoints import open_checkpoints
 from .folder import RunDir, read_json_object, write_json_atomic
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
-from .log import Manifest, Outcome, PartyModel, PartyResult, Usage, first_error
+from .log import Manifest, Outcome, PartyModel, PartyResult, first_error
 from .narrated import NarratedClient
 
 EventSink = Callable[[dict[str, Any]], None]
@@ -542,7 +550,7 @@ async def _drive(
         reason = (
             "interrupted"
             if isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
-            else describe(exc)
+            else error_line(exc)
         )
         exc.add_note(f"{KEPT} {rd.path}")  # for the one line the command line prints
         rd.write_manifest(
@@ -596,19 +604,10 @@ def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
         parties[pid] = PartyResult(
             score=sc, threshold=card.threshold, margin=sc - card.threshold, vote=ballots.get(pid)
         )
-    usage = Usage()
-    calls = 0
-    for e in events:
-        if e.get("usage") and e.get("call_id") != HUMAN:
-            calls += e["content"].get("attempts", 1)
-            u = e["usage"]
-            usage = Usage(
-                prompt_tokens=usage.prompt_tokens + u["prompt_tokens"],
-                completion_tokens=usage.completion_tokens + u["completion_tokens"],
-                cached_tokens=usage.cached_tokens + u["cached_tokens"],
-            )
-        elif e["type"] == "error":
-            calls += e["content"].get("attempts", 1)
+    spent = [e for e in events if e.get("usage") and e.get("call_id") != HUMAN]
+    usage = Usage.total(e["usage"] for e in spent)
+    failed = [e for e in events if e["type"] == "error" and not any(e is s for s in spent)]
+    calls = sum(e["content"].get("attempts", 1) for e in spent + failed)
     return Outcome(
         kind=final["kind"],
         stopped=final.get("stopped"),

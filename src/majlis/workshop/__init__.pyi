@@ -1,0 +1,29 @@
+"""What `majlis.workshop` offers (read by lazy_loader and by type checkers)."""
+
+from .debrief import (
+    write_debrief as write_debrief,
+)
+from .debrief_texts import (
+    DebriefTexts as DebriefTexts,
+)
+from .serve import (
+    serve_runs as serve_runs,
+)
+from .tags import (
+    add_annotation as add_annotation,
+)
+from .tags import (
+    dumps as dumps,
+)
+from .tags import (
+    read_annotations as read_annotations,
+)
+from .tags import (
+    remove_annotation as remove_annotation,
+)
+from .tags import (
+    to_csv as to_csv,
+)
+from .viewer import (
+    write_html as write_html,
+)
