@@ -18,11 +18,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import MajlisError, UserError, kept
+from ..files import parse_file
 from ..model.activity import Activity
 from ..model.budget import Budget, Spending, load_prices
 from ..model.client import EMBEDDED_ROUNDS, ModelConfig, ModelsFile, error_line
 from ..run.human import Terminal
-from ..scenario.load import data_root, list_scenarios, load_scenario, parse_file
+from ..scenario.load import data_root, list_scenarios, load_scenario
 
 app = typer.Typer(
     add_completion=False,
@@ -516,8 +517,7 @@ def compare(
     ] = None,
 ) -> None:
     """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
-    from ..compare.comparison import collect
-    from ..compare.comparison import compare as run_compare
+    from ..compare.comparison import collect, compare as run_compare
     from ..compare.report import write_report
 
     if by not in ("variant", "model"):

@@ -2,8 +2,6 @@
 
 from .comparison import (
     collect as collect,
-)
-from .comparison import (
     compare as compare,
 )
 from .report import (
@@ -11,19 +9,9 @@ from .report import (
 )
 from .sweep import (
     Experiment as Experiment,
-)
-from .sweep import (
     cells as cells,
-)
-from .sweep import (
     load_experiment as load_experiment,
-)
-from .sweep import (
     preflight as preflight,
-)
-from .sweep import (
     run_sweep as run_sweep,
-)
-from .sweep import (
     sweep_configs as sweep_configs,
 )

@@ -24,13 +24,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
+from ..files import parse_file, write_json_atomic
 from ..model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from ..model.cache import CacheStats, ResponseCache
 from ..model.client import EndpointLimits, ModelConfig, error_line, make_client, portion
-from ..run.folder import RunDir, write_json_atomic
+from ..run.folder import RunDir
 from ..run.human import HUMAN
 from ..run.session import RunOptions, party_configs, resume_session, run_session
-from ..scenario.load import data_root, load_scenario, parse_file
+from ..scenario.load import data_root, load_scenario
 from ..scenario.variants import BASELINE, load_variant
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)]

@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import RunError, UserError
+from ..files import write_json_atomic
 from ..model.cache import ResponseCache, SampleCounter
 from ..model.client import ModelClient, ModelConfig, make_client
 from ..protocol.prompting import Templates
-from ..run.folder import RunDir, read_json_object, write_json_atomic
+from ..run.folder import RunDir, read_json_object
 from ..run.log import first_error
 from ..run.session import load_snapshot
 from .checks import KINDS, Finding, run_checks

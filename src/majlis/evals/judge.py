@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from ..errors import ModelBehaviourError
+from ..files import parse_file
 from ..model.client import ModelClient
 from ..protocol.moves import strict_schema
 from ..protocol.prompting import Templates, quote, record_entry, visible
-from ..scenario.load import LoadedScenario, Slug, parse_file
+from ..scenario.load import LoadedScenario, Slug
 
 JUDGE_TEMPLATE = "judge.md.j2"
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import BudgetExceeded
-from ..scenario.load import parse_file
+from ..files import parse_file
 from .usage import Usage
 
 

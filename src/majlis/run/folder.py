@@ -18,38 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
 from ..errors import RunError
+from ..files import write_json_atomic, write_text_atomic
 from .log import READABLE_VERSIONS, Manifest, Outcome, check_event, first_error
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    text = (
-        data.model_dump_json(indent=2)
-        if isinstance(data, BaseModel)
-        # orjson: the json module indents in pure Python, a millisecond or more per file
-        else orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-    )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; run files are meant to be shared
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -200,13 +178,8 @@ class RunDir:
 
     def rewrite_events(self, events: list[dict[str, Any]]) -> None:
         """Make events.jsonl equal to the checkpointed events (used on resume)."""
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".events.", suffix=".tmp")
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.events_path)
+        lines = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events)
+        write_text_atomic(self.events_path, lines)
 
     def read_events(self) -> tuple[list[dict[str, Any]], bool]:
         """The events and whether a cut last line was dropped; any other bad line is a

@@ -27,6 +27,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, ValidationError
 
 from ..errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
+from ..files import write_json_atomic
 from ..model.activity import Activity
 from ..model.budget import Spending
 from ..model.cache import ResponseCache, SampleCounter
@@ -45,7 +46,7 @@ from ..protocol.prompting import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, Re
 from ..scenario.load import AgentCard, LoadedScenario, Scenario, data_root, load_scenario
 from ..scenario.variants import load_variant, variants_dir
 from .checkpoints import open_checkpoints
-from .folder import RunDir, read_json_object, write_json_atomic
+from .folder import RunDir, read_json_object
 from .graph import Deps, build_graph, initial_state
 from .human import HUMAN, HumanClient
 from .log import Manifest, Outcome, PartyModel, PartyResult, first_error

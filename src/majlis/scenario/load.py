@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ScenarioError
+from ..files import parse_file
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 Branch = Literal["muddle_through", "rupture"]
@@ -176,67 +176,6 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def list_scenarios(root: Path) -> list[str]:
     return sorted(p.parent.name for p in (root / "scenarios").glob("*/scenario.yaml"))
-
-
-class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """A safe loader that refuses a key given twice (YAML would silently keep the last).
-    On libyaml's parser when PyYAML has it: about ten times faster than the pure-Python one."""
-
-
-def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
-
-
-def read_yaml(path: Path, raw: bytes | None = None) -> Any:
-    """The YAML in `path`, or in `raw` when the caller has read the file already."""
-    try:
-        text = path.read_text(encoding="utf-8") if raw is None else raw.decode("utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(path, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(path, None, f"cannot read: {exc}") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(path, None, f"invalid YAML: {where}{problem}") from None
-
-
-def parse_file(path: Path, model: type[M], raw: bytes | None = None) -> M:
-    data = read_yaml(path, raw)
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            path, None, f"expected a mapping at the top, found {type(data).__name__}"
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise ScenarioError(path, field, _short(err)) from None
-
-
-def _short(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "required field is missing"
-    return str(err["msg"])
 
 
 def scenario_path(root: Path, name_or_path: str) -> Path:

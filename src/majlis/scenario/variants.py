@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import ScenarioError
-from .load import parse_file
+from ..files import parse_file
 
 BASELINE = "baseline"  # the name a sweep gives to "no variant"
 

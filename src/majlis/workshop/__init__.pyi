@@ -11,17 +11,9 @@ from .serve import (
 )
 from .tags import (
     add_annotation as add_annotation,
-)
-from .tags import (
     dumps as dumps,
-)
-from .tags import (
     read_annotations as read_annotations,
-)
-from .tags import (
     remove_annotation as remove_annotation,
-)
-from .tags import (
     to_csv as to_csv,
 )
 from .viewer import (

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evals.metrics import PartyMetrics, RunMetrics, compute_metrics
+from ..files import write_text_atomic
 from ..protocol.rules import score
 from ..run.folder import RunDir
 from ..run.session import load_snapshot
@@ -25,7 +26,6 @@ from ..scenario.load import LoadedScenario
 from .debrief_render import Block, Section, to_html, to_markdown
 from .debrief_texts import DebriefTexts, fill, load_texts
 from .tags import read_annotations
-from .viewer import write_text_atomic
 
 
 def write_debrief(run_dir: Path, texts: Path | None = None) -> tuple[Path, Path]:

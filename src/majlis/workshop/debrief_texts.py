@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ScenarioError
-from ..scenario.load import Slug, data_root, parse_file
+from ..files import parse_file
+from ..scenario.load import Slug, data_root
 
 FILE = Path("evals") / "debrief.yaml"
 CHECKOUT = Path(__file__).resolve().parents[3]

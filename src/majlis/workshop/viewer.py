@@ -26,14 +26,13 @@ import base64
 import hashlib
 import html
 import json
-import os
 import re
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import UserError
+from ..files import write_text_atomic
 from ..run.folder import RunDir
 from ..run.session import load_snapshot
 from ..scenario.load import AgentCard, LoadedScenario
@@ -88,21 +87,6 @@ def write_html(
     out = Path(out_path) if out_path is not None else run_dir / f"view-{audience}.html"
     write_text_atomic(out, text)
     return out
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # a page to open and share, not a secret (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------
