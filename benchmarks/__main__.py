@@ -5,6 +5,7 @@
     python -m benchmarks --embedded       # also the embedded model (minutes)
     python -m benchmarks --only caching,context
     python -m benchmarks --only first-session   # `majlis run` as a new user meets it (minutes)
+    python -m benchmarks --only startup   # CPU time of `majlis --help`, `validate`, ...
     python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
@@ -25,8 +26,8 @@ from typing import Any
 
 from .common import REPO, machine
 
-ALL = ("overhead", "scaling", "context", "caching", "embedded", "first-session")
-DEFAULT = ("overhead", "scaling", "context", "caching")
+ALL = ("overhead", "scaling", "context", "caching", "embedded", "first-session", "startup")
+DEFAULT = ("overhead", "scaling", "context", "caching", "startup")
 
 
 def run_one(name: str, quick: bool) -> dict[str, Any]:
@@ -59,6 +60,10 @@ def _run_one(name: str, quick: bool) -> dict[str, Any]:
         from . import first_session
 
         return first_session.run(quick)
+    if name == "startup":
+        from . import startup
+
+        return startup.run(quick)
     raise ValueError(name)
 
 
@@ -259,6 +264,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     f = results.get("first-session")
     if f:
         out += first_session_rows(f)
+    if results.get("startup"):
+        from .startup import rows as startup_rows
+
+        out += startup_rows(results["startup"])
     return out
 
 

@@ -195,7 +195,7 @@ def test_run_picks_a_bounded_context_for_the_embedded_model(
         seen.append(opts.context)
         raise UserError("stopped before any model was started")
 
-    monkeypatch.setattr(session, "run_session", fake)
+    monkeypatch.setattr("majlis.run.run_session", fake)  # the CLI calls it through the face
     res = invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", *args)
     assert res.exit_code == 2 and seen == [expected]
 

@@ -180,7 +180,7 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_pat
 
 def test_python_dash_m_knows_every_command() -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "majlis.cli.app", "sweep", "--help"],
+        [sys.executable, "-m", "majlis", "sweep", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -135,7 +135,7 @@ def test_majlis_run_on_the_embedded_model_plays_the_short_default(
         seen.append(opts)
         raise session.UserError("stopped before any model was started")
 
-    monkeypatch.setattr(session, "run_session", fake)
+    monkeypatch.setattr("majlis.run.run_session", fake)  # the CLI calls it through the face
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet")
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", "--rounds", "6")
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet", "--model", "scripted")

@@ -77,7 +77,7 @@ async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_
 def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with LoopbackServer(scripted_responder, latency=0.03) as server:
-        base = [sys.executable, "-m", "majlis.cli.app"]
+        base = [sys.executable, "-m", "majlis"]
         run = [
             *base,
             "run",

@@ -1,5 +1,10 @@
-"""The command line: `majlis` and its commands."""
+"""The command line: `majlis` and its commands, one module per group of commands.
 
+Importing a command module registers its commands on the one typer app; each command
+imports the layers it needs when it runs, so starting the CLI costs only typer and rich.
+"""
+
+from . import evaluation, experiments, library, sessions, workshop
 from .app import app, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "evaluation", "experiments", "library", "main", "sessions", "workshop"]

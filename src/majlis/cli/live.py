@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from ..model.activity import Activity, Snapshot
-from ..scenario.load import LoadedScenario
+from ..model import Activity, Snapshot
+from ..scenario import LoadedScenario
 
 BALLOT = "(ballot)"  # what `LiveView.waiting_on()` returns while the room votes in secret
 

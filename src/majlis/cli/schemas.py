@@ -7,15 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from ..compare.sweep import Experiment
-from ..evals.judge import Rubric
-from ..model.budget import PriceTable
-from ..model.client import ModelsFile
-from ..protocol.moves import Vote
-from ..run.log import Event, Manifest, Outcome
-from ..scenario.load import AgentCard, Scenario
-from ..scenario.variants import Variant
-from ..workshop.debrief_texts import DebriefTexts
+from ..compare import Experiment
+from ..evals import Rubric
+from ..model import ModelsFile, PriceTable
+from ..protocol import Vote
+from ..run import Event, Manifest, Outcome
+from ..scenario import AgentCard, Scenario, Variant
+from ..workshop import DebriefTexts
 
 MODELS: dict[str, type[BaseModel]] = {
     "scenario": Scenario,

@@ -11,19 +11,13 @@ from typing import Any
 import jinja2
 
 from ..errors import ScenarioError, UserError
+from ..files import parse_file
 from ..protocol import rules
-from ..scenario.load import (
-    AgentCard,
-    LoadedScenario,
-    list_scenarios,
-    load_scenario,
-    package_count,
-    parse_file,
-)
+from ..scenario import AgentCard, LoadedScenario, list_scenarios, load_scenario, package_count
 
 
 def _scenario(root: Path, path: Path) -> int:
-    from ..run.session import check_templates
+    from ..run import check_templates
 
     loaded = load_scenario(str(path), root)
     check_templates(loaded)
@@ -77,11 +71,11 @@ def _model(model: Callable[[], Any]) -> Callable[[Path, Path], int]:
 
 def _kind(root: Path, path: Path) -> Callable[[Path, Path], int]:
     """Which checker a file needs, from where it lives."""
-    from ..compare.sweep import Experiment
-    from ..evals.judge import Rubric
-    from ..model.budget import PriceTable
-    from ..scenario.variants import Variant
-    from ..workshop.debrief_texts import DebriefTexts
+    from ..compare import Experiment
+    from ..evals import Rubric
+    from ..model import PriceTable
+    from ..scenario import Variant
+    from ..workshop import DebriefTexts
 
     if path.is_dir() or path.name == "scenario.yaml":
         return _scenario

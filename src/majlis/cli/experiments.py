@@ -1,0 +1,146 @@
+"""Many runs: `majlis sweep` and `majlis compare`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import UserError
+from .app import Home, app, friendly, home_folder, out
+
+
+@app.command()
+@friendly
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Sweep folder (default: runs/sweeps/NAME).")
+    ] = None,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Replay cached replies.")
+    ] = True,
+    cache_file: Annotated[
+        Path | None, typer.Option(help="Cache file (default: runs/cache.sqlite).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes to spread the sessions over (default: the experiment's `workers`, "
+            "1). More help only when the sweep is CPU-bound: many sessions, a fast endpoint.",
+        ),
+    ] = None,
+    home: Home = None,
+) -> None:
+    """Run variants x models x seeds concurrently; run it again to resume."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..compare import cells, load_experiment, preflight, run_sweep, sweep_configs
+    from ..model import Usage
+
+    root = home_folder(home)
+    exp = load_experiment(experiment, root)
+    if workers is not None:
+        exp = exp.model_copy(update={"workers": workers})
+    asyncio.run(
+        preflight(sweep_configs(exp, root))
+    )  # a dead endpoint is one line, before any progress bar
+    folder = out_dir or root / "runs" / "sweeps" / exp.name
+    todo = cells(exp)
+    models = {c.run_id: c.setup for c in todo}
+    totals = {"prompt": 0, "completion": 0, "cost": 0.0}
+    prices = exp.price_table()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sessions"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[tokens]} tokens, ~${task.fields[cost]:.4f}"),
+    )
+    with Progress(*columns, console=out) as bar:
+        task = bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0)
+
+        def progress(what: str, info: dict[str, Any]) -> None:
+            if what == "usage":
+                setup = models[info["run_id"]]
+                model = setup.parties.get(info["party"], setup.default).model
+                totals["prompt"] += info["prompt_tokens"]
+                totals["completion"] += info["completion_tokens"]
+                usage = Usage(
+                    prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"]
+                )
+                totals["cost"] += prices.cost(model, usage)
+                bar.update(
+                    task, tokens=totals["prompt"] + totals["completion"], cost=totals["cost"]
+                )
+            elif what in ("finished", "skipped", "failed"):
+                bar.advance(task)
+                if what == "failed":
+                    bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
+
+        store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
+        result = asyncio.run(
+            run_sweep(exp, folder, root, cache_file=store, progress=progress, check=False)
+        )
+    out.print(
+        f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"
+    )
+    if result.cache is not None:
+        out.print(str(result.cache))
+    out.print(f"sweep folder: {folder}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def compare(
+    sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder.")],
+    by: Annotated[str, typer.Option(help="Compare by variant or model.")] = "variant",
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Metric to compare (repeatable).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Group the others are compared with.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Report folder (default: SWEEP_DIR/compare).")
+    ] = None,
+) -> None:
+    """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
+    from ..compare import collect, compare as run_compare, write_report
+
+    if by not in ("variant", "model"):
+        raise UserError(f"--by must be variant or model, not {by!r}")
+    c = run_compare(collect(sweep_dir), by=by, metrics=metric, baseline=baseline)  # type: ignore[arg-type]
+    for r in c.results:
+        table = Table(title=r.metric)
+        for col in ("group", "n", "mean", "95% CI", "paired diff", "p", "effect", "note"):
+            table.add_column(col)
+        for g, iv in r.groups.items():
+            t = r.paired.get(f"{g} vs {c.baseline}")
+            table.add_row(
+                g,
+                str(iv.n),
+                "-" if iv.mean is None else f"{iv.mean:.3g}",
+                "-" if iv.low is None else f"[{iv.low:.3g}, {iv.high:.3g}]",
+                "-" if not t or t.mean_diff is None else f"{t.mean_diff:+.3g}",
+                "-" if not t or t.p_value is None else f"{t.p_value:.3g}",
+                "-" if not t or t.effect_size is None else f"{t.effect_size:.2f}",
+                t.note if t else "baseline",
+            )
+        out.print(table)
+    paths = write_report(c, out_dir or sweep_dir / "compare")
+    out.print(f"report: {paths[0]}")

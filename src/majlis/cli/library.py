@@ -1,0 +1,123 @@
+"""The files majlis reads: `scenarios`, `agents`, `variants`, `validate`, `schema`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import UserError
+from .app import Home, app, fail, friendly, home_folder, out
+
+
+@app.command()
+@friendly
+def scenarios(home: Home = None) -> None:
+    """List the scenarios."""
+    from ..scenario import list_scenarios, load_scenario
+
+    root = home_folder(home)
+    table = Table("name", "title", "parties", "issues", "rounds")
+    broken: list[str] = []
+    for name in list_scenarios(root):
+        try:
+            s = load_scenario(name, root).scenario
+        except UserError as exc:  # the good ones are listed all the same; this one is named
+            broken.append(str(exc))
+            table.add_row(name, "[red]broken: see below[/]", "", "", "")
+            continue
+        table.add_row(
+            name, s.title, ", ".join(s.parties), str(len(s.agenda)), str(s.deal_rule.max_rounds)
+        )
+    out.print(table)
+    for line in broken:
+        fail(f"majlis: error: {line}")
+    if broken:
+        raise typer.Exit(2)
+
+
+@app.command()
+@friendly
+def agents(
+    scenario: Annotated[
+        str, typer.Option(help="Scenario whose parties to list.")
+    ] = "cornered-in-iraq",
+    home: Home = None,
+) -> None:
+    """List the stakeholder cards of a scenario."""
+    from ..scenario import load_scenario
+
+    loaded = load_scenario(scenario, home_folder(home))
+    table = Table("id", "name", "role", "veto", "persona")
+    for pid in loaded.scenario.parties:
+        c = loaded.cards[pid]
+        table.add_row(
+            pid,
+            f"[{c.color}]{escape(c.name)}[/]",
+            escape(c.role),
+            "yes" if c.veto else "",
+            c.persona,
+        )
+    out.print(table)
+
+
+@app.command()
+@friendly
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario, agent card or template files; default: all."),
+    ] = None,
+    home: Home = None,
+) -> None:
+    """Check scenario, agent and prompt files; one line per problem, exit 2 if any."""
+    from .validate import validate_paths
+
+    root = home_folder(home)
+    problems, checked, zones = validate_paths(root, paths or [])
+    for p in problems:
+        fail(f"majlis: error: {p}")
+    for zone in zones:
+        typer.echo(zone.line())
+        if not zone.passing:
+            fail(
+                f"majlis: warning: {zone.scenario}: no package clears every veto party and "
+                "enough others at their walk-away points: no deal is possible"
+            )
+    if problems:
+        raise typer.Exit(2)
+    out.print(f"ok: {checked} file(s) valid")
+
+
+@app.command()
+@friendly
+def schema(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the JSON schemas.")] = Path(
+        "schemas"
+    ),
+) -> None:
+    """Export JSON schemas of every file format, for editors."""
+    from .schemas import export
+
+    for path in export(out_dir):
+        out.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def variants(home: Home = None) -> None:
+    """List the prompt variants under prompts/variants/."""
+    from ..scenario import list_variants, load_variant, template_files
+
+    root = home_folder(home)
+    table = Table("name", "description", "templates", "model settings")
+    for name in list_variants(root):
+        v = load_variant(root, name)
+        models = "; ".join(f"{p}: {cfg}" for p, cfg in v.models.items())
+        table.add_row(
+            name, escape(v.description), ", ".join(template_files(root, name)), escape(models)
+        )
+    out.print(table)
