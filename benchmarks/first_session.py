@@ -42,7 +42,7 @@ from majlis.evals.metrics import backing, wrong_deal_ratio
 from majlis.protocol.moves import readable
 from majlis.run.folder import RunDir
 from majlis.run.session import load_snapshot
-from majlis.scenario.load import AgentCard, load_scenario
+from majlis.scenario import AgentCard, load_scenario
 
 from .common import REPO
 

@@ -19,7 +19,7 @@ from majlis.evals.checks import KINDS, leaks, persona_breaks, run_checks, side_l
 from majlis.evals.checks.leaks import values
 from majlis.evals.checks.text import digits
 from majlis.run.log import check_event
-from majlis.scenario.load import LoadedScenario, load_scenario
+from majlis.scenario import LoadedScenario, load_scenario
 
 runner = CliRunner()
 POS = {"coalition": "phased", "bilateral": "advisers", "militias": "truce"}

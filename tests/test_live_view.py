@@ -13,7 +13,7 @@ from rich.console import Console
 
 from majlis.cli.live import BALLOT, LiveView
 from majlis.model.activity import Activity, Snapshot
-from majlis.scenario.load import LoadedScenario, load_scenario
+from majlis.scenario import LoadedScenario, load_scenario
 
 REPO = Path(__file__).parents[1]
 ORDER = ["sudani", "washington", "tehran", "militias", "kurds", "sunnis"]

@@ -23,7 +23,7 @@ from majlis.evals import metrics
 from majlis.evals.metrics import Offer, compute_metrics, summary_row
 from majlis.model.client import ModelConfig
 from majlis.run.session import RunOptions, load_snapshot, run_session
-from majlis.scenario.load import (
+from majlis.scenario import (
     AgentCard,
     BranchRule,
     DealRule,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from majlis.protocol import rules
-from majlis.scenario.load import DealRule, load_scenario
+from majlis.scenario import DealRule, load_scenario
 
 RULE = DealRule(veto=["a", "b"], min_accept=3, max_rounds=4)
 

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..run.log import check_event
-from ..scenario.load import LoadedScenario
+from ..run import check_event
+from ..scenario import LoadedScenario
 from .checks import KINDS, run_checks
 from .evaluate import JudgeSetup
 from .judge import judge_party

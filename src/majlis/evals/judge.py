@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from ..errors import ModelBehaviourError
 from ..files import parse_file
-from ..model.client import ModelClient
-from ..protocol.moves import strict_schema
-from ..protocol.prompting import Templates, quote, record_entry, visible
-from ..scenario.load import LoadedScenario, Slug
+from ..protocol import Templates, quote, record_entry, strict_schema, visible
+from ..scenario import LoadedScenario, Slug
+
+if TYPE_CHECKING:  # the client (and the openai SDK behind it) is needed only to judge
+    from ..model import ModelClient
 
 JUDGE_TEMPLATE = "judge.md.j2"
 

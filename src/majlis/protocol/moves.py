@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..scenario.load import Scenario
+from ..scenario import Scenario
 
 Text = Annotated[str, Field(min_length=1, max_length=1200)]
 

@@ -9,7 +9,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from typing import Literal
 
-from ..scenario.load import DealRule, LoadedScenario, Scenario
+from ..scenario import DealRule, LoadedScenario, Scenario
 
 Package = dict[str, str]
 OutcomeKind = Literal["deal", "partial", "none"]

@@ -1,4 +1,4 @@
-"""The scenario files: their model, loading them, prompt variants.
+"""The scenario files: their model (schema), finding and loading them, prompt variants.
 
 The names this package offers are listed in `__init__.pyi`; each is imported on first use,
 so importing one name does not import the rest of the layer (or the SDKs behind it).

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ScenarioError
 from ..files import parse_file
-from ..scenario.load import Slug, data_root
+from ..scenario import Slug, data_root
 
 FILE = Path("evals") / "debrief.yaml"
 CHECKOUT = Path(__file__).resolve().parents[3]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...scenario.load import LoadedScenario
+from ...scenario import LoadedScenario
 from .base import KINDS, Finding, Kind
 from .leaks import leaks
 from .persona import persona_breaks

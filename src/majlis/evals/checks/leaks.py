@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...scenario.load import AgentCard, LoadedScenario
+from ...scenario import AgentCard, LoadedScenario
 from .base import Finding, spoken
 from .text import STOPWORDS, digits, sentences, stem
 

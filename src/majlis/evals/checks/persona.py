@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...scenario.load import AgentCard, LoadedScenario
+from ...scenario import AgentCard, LoadedScenario
 from .base import Finding, spoken
 
 AI_TALK = re.compile(

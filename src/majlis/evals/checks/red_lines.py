@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...scenario.load import LoadedScenario
+from ...scenario import LoadedScenario
 from .base import Finding
 
 

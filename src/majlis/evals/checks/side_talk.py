@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...scenario.load import LoadedScenario
+from ...scenario import LoadedScenario
 from .base import Finding, spoken
 from .text import terms
 
