@@ -22,6 +22,7 @@ from majlis.cli.app import app
 from majlis.model import embedded
 from majlis.model.client import EMBEDDED_ROUNDS, ModelConfig, make_client
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.protocol import PartyPrompter, Templates
 from majlis.protocol.moves import (
     CompactVote,
     canonical_move,
@@ -29,7 +30,6 @@ from majlis.protocol.moves import (
     readable,
     strict_schema,
 )
-from majlis.protocol.prompting import PartyPrompter, Templates
 from majlis.run import session
 from majlis.run.session import RunOptions, run_session
 from majlis.scenario.load import load_scenario

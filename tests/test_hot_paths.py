@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from majlis.model.client import ModelConfig
+from majlis.protocol import PartyPrompter, Templates, quote, record_entry, visible
 from majlis.protocol.context import SIDE_KEPT, ContextPolicy, split, summary
-from majlis.protocol.prompting import PartyPrompter, Templates, quote, record_entry, visible
 from majlis.run.folder import RunDir
 from majlis.run.graph import _events_channel, build_graph
 from majlis.run.session import RunOptions, run_session

@@ -1,7 +1,10 @@
 """What `majlis.protocol` offers (read by lazy_loader and by type checkers)."""
 
 from .context import (
+    SIDE_KEPT as SIDE_KEPT,
     ContextPolicy as ContextPolicy,
+    split as split,
+    summary as summary,
 )
 from .moves import (
     CompactVote as CompactVote,
@@ -13,16 +16,17 @@ from .moves import (
     compact_vote as compact_vote,
     move_model as move_model,
     narration_model as narration_model,
+    readable as readable,
     strict_schema as strict_schema,
 )
 from .prompting import (
     MOVE as MOVE,
+    NARRATE as NARRATE,
     PROFILES as PROFILES,
     SYSTEM as SYSTEM,
     VOTE as VOTE,
     PartyPrompter as PartyPrompter,
     RecordLines as RecordLines,
-    Templates as Templates,
     quote as quote,
     record_entry as record_entry,
     visible as visible,
@@ -30,4 +34,8 @@ from .prompting import (
 from .rules import (
     package_words as package_words,
     score as score,
+)
+from .templates import (
+    MAX_TEMPLATE_BYTES as MAX_TEMPLATE_BYTES,
+    Templates as Templates,
 )
