@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from majlis.evals import metrics
+from majlis.evals import metrics, pareto
 from majlis.evals.metrics import Offer, compute_metrics, summary_row
 from majlis.model.client import ModelConfig
 from majlis.run.session import RunOptions, load_snapshot, run_session
@@ -203,9 +203,9 @@ def test_welfare(
 
 
 def test_pareto_frontier_of_the_whole_space_is_cached() -> None:
-    front = metrics.pareto_frontier(TINY)
+    front = pareto.pareto_frontier(TINY)
     assert set(front) == {(10, 4, 1), (3, 6, 5), (7, 7, 3), (0, 8, 3), (4, 9, 1)}
-    assert metrics.pareto_frontier(TINY) is front
+    assert pareto.pareto_frontier(TINY) is front
 
 
 @pytest.mark.parametrize(
@@ -220,7 +220,7 @@ def test_pareto_frontier_of_the_whole_space_is_cached() -> None:
     ],
 )
 def test_frontier_of(vectors: list[tuple[int, ...]], frontier: set[tuple[int, ...]]) -> None:
-    front = metrics.frontier_of(vectors)
+    front = pareto.frontier_of(vectors)
     assert set(front) == frontier and len(front) == len(frontier)
 
 
@@ -236,7 +236,7 @@ def test_frontier_of(vectors: list[tuple[int, ...]], frontier: set[tuple[int, ..
 )
 def test_pareto_position(vector: tuple[int, int], efficient: bool, distance: float) -> None:
     frontier = [(4, 0), (0, 4), (3, 3)]
-    eff, dist = metrics.pareto_position(vector, frontier)
+    eff, dist = pareto.pareto_position(vector, frontier)
     assert eff is efficient and dist == pytest.approx(distance)
 
 

@@ -17,6 +17,13 @@ from .judge import (
 from .metrics import (
     PartyMetrics as PartyMetrics,
     RunMetrics as RunMetrics,
+    backing as backing,
     compute_metrics as compute_metrics,
     summary_row as summary_row,
+    wrong_deal_ratio as wrong_deal_ratio,
+)
+from .pareto import (
+    frontier_of as frontier_of,
+    pareto_frontier as pareto_frontier,
+    pareto_position as pareto_position,
 )

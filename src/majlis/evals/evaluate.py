@@ -18,8 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import RunError, UserError
 from ..files import write_json_atomic
-from ..model.cache import ResponseCache, SampleCounter
-from ..model.client import ModelClient, ModelConfig, make_client
+from ..model import ModelClient, ModelConfig, ResponseCache, SampleCounter, make_client
 from ..protocol.prompting import Templates
 from ..run.folder import RunDir, read_json_object
 from ..run.log import first_error

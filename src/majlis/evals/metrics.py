@@ -3,12 +3,12 @@
 Pure functions of a LoadedScenario and the event dicts of events.jsonl: no I/O, no model,
 no text matching (only structured fields are read). A cut transcript (no outcome event)
 still yields metrics, flagged `incomplete`: they describe the run as far as it got.
+The Pareto frontier that welfare is measured against is computed in `pareto.py`.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
@@ -17,11 +17,10 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from ..protocol import rules
-from ..scenario.load import AgentCard, LoadedScenario
+from ..scenario import AgentCard, LoadedScenario
+from .pareto import Package, pareto_frontier, pareto_position, score_vector
 
 Ev = Mapping[str, Any]
-Package = Mapping[str, str]
-Vector = tuple[int, ...]
 Scored = Literal["deal", "last_proposal"]
 
 
@@ -145,44 +144,6 @@ def nash_product(margins: Iterable[int]) -> int:
     otherwise two parties below their walk-away points would multiply into a 'good' deal."""
     ms = list(margins)
     return 0 if any(m < 0 for m in ms) else math.prod(ms)
-
-
-def _weakly_above(a: Vector, b: Vector) -> bool:
-    return all(map(operator.ge, a, b))
-
-
-def frontier_of(vectors: Iterable[Vector]) -> list[Vector]:
-    """The distinct non-dominated score vectors. Visited by descending sum, a vector can only
-    be dominated by one visited earlier, and then by one already on the frontier."""
-    front: list[Vector] = []
-    for v in sorted(set(vectors), key=sum, reverse=True):
-        if not any(_weakly_above(f, v) for f in front):  # distinct, so >= everywhere is >
-            front.append(v)
-    return front
-
-
-def score_vector(loaded: LoadedScenario, package: Package) -> Vector:
-    """Every party's score of a package, in scenario.parties order."""
-    return tuple(rules.score(loaded.cards[p].scores, package) for p in loaded.scenario.parties)
-
-
-_FRONTIERS: dict[str, list[Vector]] = {}
-
-
-def pareto_frontier(loaded: LoadedScenario) -> list[Vector]:
-    """The frontier over the whole package space, enumerated once per scenario content."""
-    key = loaded.content_hash
-    if key not in _FRONTIERS:
-        space = rules.all_packages(loaded.scenario)
-        _FRONTIERS[key] = frontier_of(score_vector(loaded, p) for p in space)
-    return _FRONTIERS[key]
-
-
-def pareto_position(vector: Vector, frontier: Iterable[Vector]) -> tuple[bool, float]:
-    """(efficient, distance): the smallest Euclidean distance in score space to a frontier
-    vector that weakly dominates `vector`. It is 0 exactly when no package dominates it."""
-    dist = min((math.dist(f, vector) for f in frontier if _weakly_above(f, vector)), default=0.0)
-    return dist == 0.0, dist
 
 
 def welfare(loaded: LoadedScenario, package: Package) -> Welfare:
