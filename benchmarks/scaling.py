@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from majlis.compare.sweep import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
+from majlis.compare import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
 from majlis.model.client import ModelConfig
 
 from .common import REPO, ServerProcess, rss_mb, server_process

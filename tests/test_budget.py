@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from majlis.compare.sweep import Experiment, run_sweep
+from majlis.compare import Experiment, run_sweep
 from majlis.errors import BudgetExceeded
 from majlis.model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
 from majlis.model.client import ModelConfig

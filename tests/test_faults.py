@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from typer.testing import CliRunner
 
 from majlis.cli.app import app
-from majlis.compare.sweep import Experiment, run_sweep
+from majlis.compare import Experiment, run_sweep
 from majlis.model.client import BadResponseError, ModelConfig, make_client
 from majlis.model.faults import KINDS, OUTPUT, TRANSPORT, FaultPlan
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder

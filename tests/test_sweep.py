@@ -14,9 +14,9 @@ from conftest import stable
 from typer.testing import CliRunner
 
 from majlis.cli.app import app
+from majlis.compare import Experiment, run_sweep
 from majlis.compare.comparison import collect, compare
 from majlis.compare.report import write_report
-from majlis.compare.sweep import Experiment, run_sweep
 from majlis.model.client import portion
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 
@@ -180,9 +180,9 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
 async def test_workers_run_the_same_sessions_in_separate_processes(
     home: Path, tmp_path: Path, monkeypatch: Any, method: str
 ) -> None:
-    from majlis.compare import sweep as sweep_module
+    from majlis.compare import workers as workers_module
 
-    monkeypatch.setattr(sweep_module, "_mp", lambda: multiprocessing.get_context(method))
+    monkeypatch.setattr(workers_module, "_mp", lambda: multiprocessing.get_context(method))
     seen: list[tuple[str, dict[str, Any]]] = []
     with LoopbackServer(scripted_responder) as srv:
         alone = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=2)
@@ -212,16 +212,16 @@ async def test_workers_run_the_same_sessions_in_separate_processes(
 async def test_a_worker_that_dies_fails_only_its_own_sessions(
     home: Path, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    from majlis.compare import sweep as sweep_module
+    from majlis.compare import workers as workers_module
 
-    real = sweep_module._Job.run
+    real = workers_module._Job.run
 
     async def run(self: Any, todo: Any, result: Any, notify: Any) -> None:
         if self.part == (1, 2):
             raise SystemExit(3)  # as if the worker process were killed
         await real(self, todo, result, notify)
 
-    monkeypatch.setattr(sweep_module._Job, "run", run)  # forked workers inherit the patch
+    monkeypatch.setattr(workers_module._Job, "run", run)  # forked workers inherit the patch
     with LoopbackServer(scripted_responder) as srv:
         exp = experiment(srv.base_url, ["baseline"], seeds=4, rounds=1, workers=2)
         result = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
@@ -231,7 +231,7 @@ async def test_a_worker_that_dies_fails_only_its_own_sessions(
 
 
 def test_workers_are_capped_by_sessions_limits_and_people(home_copy: Path) -> None:
-    from majlis.compare.sweep import sweep_configs, worker_count
+    from majlis.compare import sweep_configs, worker_count
 
     def count(exp: Experiment, sessions: int) -> int:
         return worker_count(exp, sessions, sweep_configs(exp, home_copy))

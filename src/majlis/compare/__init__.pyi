@@ -1,17 +1,32 @@
 """What `majlis.compare` offers (read by lazy_loader and by type checkers)."""
 
 from .comparison import (
+    Comparison as Comparison,
+    RunRow as RunRow,
     collect as collect,
     compare as compare,
+)
+from .experiment import (
+    Cell as Cell,
+    Experiment as Experiment,
+    ModelSetup as ModelSetup,
+    cells as cells,
+    load_experiment as load_experiment,
+    sweep_configs as sweep_configs,
 )
 from .report import (
     write_report as write_report,
 )
+from .stats import (
+    bootstrap_ci as bootstrap_ci,
+    sign_flip_test as sign_flip_test,
+)
 from .sweep import (
-    Experiment as Experiment,
-    cells as cells,
-    load_experiment as load_experiment,
     preflight as preflight,
     run_sweep as run_sweep,
-    sweep_configs as sweep_configs,
+)
+from .workers import (
+    SweepResult as SweepResult,
+    session_status as session_status,
+    worker_count as worker_count,
 )

@@ -186,7 +186,7 @@ def _deal_rate(c: Comparison) -> str:
 def _views(c: Comparison, folder: Path) -> dict[str, str]:
     """A facilitator view of every transcript, linked relative to the report."""
     try:
-        from ..workshop.viewer import write_html
+        from ..workshop import write_html
     except ImportError:  # pragma: no cover - the viewer ships with the package
         return {}
     out = {}
