@@ -1,15 +1,19 @@
 """What `majlis.workshop` offers (read by lazy_loader and by type checkers)."""
 
 from .debrief import (
+    render_debrief as render_debrief,
     write_debrief as write_debrief,
 )
 from .debrief_texts import (
     DebriefTexts as DebriefTexts,
+    load_texts as load_texts,
 )
 from .serve import (
+    RunsServer as RunsServer,
     serve_runs as serve_runs,
 )
 from .tags import (
+    Annotation as Annotation,
     add_annotation as add_annotation,
     dumps as dumps,
     read_annotations as read_annotations,
@@ -17,5 +21,7 @@ from .tags import (
     to_csv as to_csv,
 )
 from .viewer import (
+    build_data as build_data,
+    render_html as render_html,
     write_html as write_html,
 )

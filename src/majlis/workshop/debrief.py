@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..evals.metrics import PartyMetrics, RunMetrics, compute_metrics
+from ..evals import PartyMetrics, RunMetrics, compute_metrics
 from ..files import write_text_atomic
 from ..protocol.rules import score
 from ..run.folder import RunDir

@@ -38,8 +38,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import UserError
-from ..model.loopback import Completion, LoopbackServer
-from ..run.folder import RunDir
+from ..model import Completion, LoopbackServer
+from ..run import RunDir
 from .debrief import render_debrief
 from .tags import Annotation, add_annotation, read_annotations, remove_annotation, to_csv
 from .viewer import render_html, static_page

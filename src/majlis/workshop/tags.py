@@ -18,8 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import RunError, UserError
-from ..run.folder import RunDir, read_jsonl
-from ..run.log import first_error
+from ..run import RunDir, first_error, read_jsonl
 
 TAGS = ("anchor", "concession", "threat", "red_line", "walk_away_revealed", "turning_point")
 FILE = "annotations.jsonl"
