@@ -33,6 +33,7 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from ..errors import MajlisError
 from .loopback import Completion, _completion_body
 
 TRANSPORT = ("429", "500", "503", "drop", "hang", "cut_json", "bad_json")
@@ -43,7 +44,7 @@ KINDS = TRANSPORT + OUTPUT
 OFF_SCHEMA = {"public_message": "We walk out.", "vote": "maybe", "positions": "all of them"}
 
 
-class DroppedConnection(Exception):
+class DroppedConnection(MajlisError):
     """Raised inside the server after half a body was sent, so uvicorn closes the socket."""
 
 

@@ -25,13 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import MajlisError
 from . import scripted
 
 # A responder gets the request body and returns (text, usage) or a full response dict.
 Responder = Callable[[dict[str, Any]], "Completion"]
 
 
-class RequestError(Exception):
+class RequestError(MajlisError):
     """A responder's word that the request cannot be answered as sent (answered 400)."""
 
 

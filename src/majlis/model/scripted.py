@@ -18,12 +18,13 @@ import random
 import re
 from typing import Any
 
+from ..errors import MajlisError
 from ..protocol.moves import compact_move, compact_vote
 
 STYLES = {"": 1.0, "linear": 1.0, "firm": 3.0, "soft": 0.4}
 
 
-class ScriptError(ValueError):
+class ScriptError(MajlisError):
     """The prompt does not carry what the scripted player needs."""
 
 
