@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import LoopbackServer
 from majlis.run.session import RunOptions, run_session
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import majlis.model.embedded as emb
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.run.session import RunOptions, run_session
 
 from .common import REPO

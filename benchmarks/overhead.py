@@ -25,7 +25,10 @@ from unittest import mock
 import openai
 from openai.types.chat import ChatCompletion
 
-from majlis.model.client import Backend, ModelClient, ModelConfig, Reply, http_client
+from majlis.model.backend import Backend, Reply
+from majlis.model.client import ModelClient
+from majlis.model.config import ModelConfig
+from majlis.model.transport import http_client
 from majlis.model.usage import Usage
 from majlis.run import session as session_module
 from majlis.run.session import RunOptions, run_session

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import stable
 
 from majlis.model.cache import ResponseCache
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import LoopbackServer, scripted_responder
 from majlis.run.session import RunOptions, run_session
 

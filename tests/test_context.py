@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from majlis.errors import UserError
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import LoopbackServer, scripted_responder
 from majlis.protocol.context import ContextPolicy, split, summary
 from majlis.run.session import RunOptions, run_session

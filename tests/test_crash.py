@@ -64,7 +64,7 @@ class SimulatedKill(Exception):
 async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeats_nothing(
     step: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from majlis.model.client import ModelConfig
+    from majlis.model.config import ModelConfig
     from majlis.run.checkpoints import InlineSqliteSaver
     from majlis.run.session import RunOptions, resume_session, run_session
 

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from majlis.cli.app import app
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.run.session import RunOptions, run_session
 from majlis.workshop.serve import RunsServer
 

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from majlis.errors import ScenarioError
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.run.session import RunOptions, run_session
 from majlis.workshop.debrief import render_debrief, write_debrief
 from majlis.workshop.debrief_texts import load_texts

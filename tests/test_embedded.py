@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from majlis.model.activity import Activity
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.embedded import gguf_path
 from majlis.protocol.moves import readable
 from majlis.run.session import RunOptions, run_session

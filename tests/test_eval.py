@@ -21,7 +21,7 @@ from majlis.evals.evaluate import (
     read_report,
 )
 from majlis.model.cache import ResponseCache
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer
 from majlis.run.session import RunOptions, run_session
 from majlis.scenario.load import load_scenario

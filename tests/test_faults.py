@@ -28,9 +28,11 @@ from typer.testing import CliRunner
 
 from majlis.cli.app import app
 from majlis.compare import Experiment, run_sweep
-from majlis.model.client import BadResponseError, ModelConfig, make_client
+from majlis.model.client import make_client
+from majlis.model.config import ModelConfig
 from majlis.model.faults import KINDS, OUTPUT, TRANSPORT, FaultPlan
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.model.openai_backend import BadResponseError
 from majlis.protocol.moves import Vote, strict_schema
 from majlis.run.folder import RunDir
 from majlis.run.session import RunOptions, resume_session, run_session
@@ -84,7 +86,7 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     import openai._base_client as sdk
 
     monkeypatch.setattr(sdk, "INITIAL_RETRY_DELAY", 0.02)
-    monkeypatch.setattr("majlis.model.client._backoff", lambda n: 0.02 * 2**n)
+    monkeypatch.setattr("majlis.model.openai_backend._backoff", lambda n: 0.02 * 2**n)
 
 
 @pytest.fixture

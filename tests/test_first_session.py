@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from majlis.cli.app import app
 from majlis.model import embedded
-from majlis.model.client import EMBEDDED_ROUNDS, ModelConfig, make_client
+from majlis.model.client import make_client
+from majlis.model.config import EMBEDDED_ROUNDS, ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 from majlis.protocol import PartyPrompter, Templates
 from majlis.protocol.moves import (

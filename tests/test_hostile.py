@@ -19,7 +19,7 @@ from typing import Any
 from conftest import REPO
 
 from majlis.model import scripted
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.faults import party_of
 from majlis.model.loopback import Completion, LoopbackServer
 from majlis.run.session import RunOptions, run_session

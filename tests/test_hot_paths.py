@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.protocol import PartyPrompter, Templates, quote, record_entry, visible
 from majlis.protocol.context import SIDE_KEPT, ContextPolicy, split, summary
 from majlis.run.folder import RunDir

@@ -9,7 +9,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from majlis.cli.app import app
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.protocol import PartyPrompter, Templates
 from majlis.run.session import RunOptions, run_session
 from majlis.scenario.load import load_scenario

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from typer.testing import CliRunner
 
 from majlis.cli.app import app
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import LoopbackServer, scripted_responder
 from majlis.run.session import RunOptions, run_session
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from majlis.model import scripted
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer
 from majlis.run.session import RunOptions, run_session
 

@@ -16,7 +16,7 @@ import openai
 import pytest
 from conftest import stable
 
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 from majlis.run.folder import RunDir
 from majlis.run.session import RunOptions, resume_session, run_session

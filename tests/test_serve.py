@@ -26,7 +26,7 @@ import pytest_asyncio
 from conftest import chromium
 
 from majlis.errors import UserError
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.run.session import RunOptions, run_session
 from majlis.workshop.serve import RunsServer, serve_runs
 from majlis.workshop.tags import read_annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import LoopbackServer
 from majlis.protocol import rules
 from majlis.run.log import Event, Manifest, Outcome

@@ -17,8 +17,8 @@ from majlis.cli.app import app
 from majlis.compare import Experiment, run_sweep
 from majlis.compare.comparison import collect, compare
 from majlis.compare.report import write_report
-from majlis.model.client import portion
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.model.transport import portion
 
 runner = CliRunner()
 

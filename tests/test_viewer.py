@@ -22,7 +22,7 @@ import pytest
 from conftest import chromium
 
 from majlis.model import scripted
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer
 from majlis.run.session import RunOptions, run_session
 from majlis.workshop.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html

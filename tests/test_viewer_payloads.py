@@ -19,7 +19,7 @@ import yaml
 from conftest import chromium
 
 from majlis.model import scripted
-from majlis.model.client import ModelConfig
+from majlis.model.config import ModelConfig
 from majlis.model.loopback import Completion, LoopbackServer
 from majlis.run.session import RunOptions, run_session
 from majlis.workshop.viewer import write_html

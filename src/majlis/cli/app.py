@@ -121,5 +121,3 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"majlis: error: {exc.format_message()}")
         return exc.exit_code
     return code if isinstance(code, int) else 0
-
-

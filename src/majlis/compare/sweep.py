@@ -14,8 +14,7 @@ from ..files import write_json_atomic
 from ..model import CacheStats, ModelConfig, make_client
 from ..scenario import data_root
 
-# load_experiment is named here for `majlis.cli`, until its import goes through the face
-from .experiment import Experiment, cells, load_experiment as load_experiment, sweep_configs
+from .experiment import Experiment, cells, sweep_configs
 from .workers import Progress, SweepResult, run_cells, session_status
 
 

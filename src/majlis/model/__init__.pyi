@@ -4,6 +4,10 @@ from .activity import (
     Activity as Activity,
     Snapshot as Snapshot,
 )
+from .backend import (
+    Backend as Backend,
+    Reply as Reply,
+)
 from .budget import (
     Budget as Budget,
     Meter as Meter,
@@ -19,27 +23,45 @@ from .cache import (
     SampleCounter as SampleCounter,
 )
 from .client import (
-    EMBEDDED_ROUNDS as EMBEDDED_ROUNDS,
     Answer as Answer,
-    Backend as Backend,
-    EndpointLimits as EndpointLimits,
     ModelClient as ModelClient,
+    extract_json as extract_json,
+    make_client as make_client,
+)
+from .config import (
+    EMBEDDED_ROUNDS as EMBEDDED_ROUNDS,
     ModelConfig as ModelConfig,
     ModelsFile as ModelsFile,
-    Reply as Reply,
-    error_line as error_line,
-    make_client as make_client,
-    portion as portion,
-    refusal as refusal,
 )
 from .embedded import (
     MODEL_NAME as MODEL_NAME,
+    ConversationStates as ConversationStates,
+    gguf_path as gguf_path,
     start_embedded as start_embedded,
+)
+from .failures import (
+    error_line as error_line,
+    refusal as refusal,
+)
+from .faults import (
+    KINDS as KINDS,
+    OUTPUT as OUTPUT,
+    TRANSPORT as TRANSPORT,
+    FaultPlan as FaultPlan,
+    party_of as party_of,
 )
 from .loopback import (
     Completion as Completion,
     LoopbackServer as LoopbackServer,
     scripted_responder as scripted_responder,
+)
+from .openai_backend import (
+    BadResponseError as BadResponseError,
+)
+from .transport import (
+    EndpointLimits as EndpointLimits,
+    http_client as http_client,
+    portion as portion,
 )
 from .usage import (
     Usage as Usage,

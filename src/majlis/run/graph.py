@@ -23,7 +23,7 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 from ..errors import ModelBehaviourError
-from ..model.client import Answer, ModelClient
+from ..model import Answer, ModelClient
 from ..protocol import rules
 from ..protocol.moves import (
     CompactVote,

@@ -15,8 +15,7 @@ from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelBehaviourError
-from ..model.client import Answer, Backend, ModelConfig, Reply
-from ..model.usage import Usage
+from ..model import Answer, Backend, ModelConfig, Reply, Usage
 
 HUMAN = "human"
 

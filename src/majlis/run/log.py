@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..model.usage import Usage
+from ..model import Usage
 
 # 2: manifest parties record timeout, retries and concurrency
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model

@@ -20,9 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import ModelBehaviourError
-from ..model import scripted
-from ..model.client import Answer, ModelClient, Reply
-from ..model.usage import Usage
+from ..model import Answer, ModelClient, Reply, Usage, scripted
 from ..protocol.moves import (
     canonical_move,
     canonical_vote,

@@ -28,18 +28,19 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import KEPT, BudgetExceeded, EndpointError, RunError, ScenarioError, UserError
 from ..files import write_json_atomic
-from ..model.activity import Activity
-from ..model.budget import Spending
-from ..model.cache import ResponseCache, SampleCounter
-from ..model.client import (
+from ..model import (
+    Activity,
     EndpointLimits,
     ModelClient,
     ModelConfig,
+    ResponseCache,
+    SampleCounter,
+    Spending,
+    Usage,
     error_line,
     make_client,
     refusal,
 )
-from ..model.usage import Usage
 from ..protocol import rules
 from ..protocol.context import ContextPolicy
 from ..protocol.prompting import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, RecordLines, Templates
@@ -153,7 +154,7 @@ class _Prepared:
 
     async def open(self) -> None:
         if any(c.is_embedded for c in self.configs.values()):
-            from ..model.embedded import MODEL_NAME, start_embedded
+            from ..model import MODEL_NAME, start_embedded
 
             seed = next((c.seed for c in self.configs.values() if c.seed is not None), 0)
             self.server = start_embedded(seed=seed or 0, activity=self.activity)
