@@ -13,7 +13,6 @@ from pathlib import Path
 from ..files import write_json_atomic
 from ..model import CacheStats, ModelConfig, make_client
 from ..scenario import data_root
-
 from .experiment import Experiment, cells, sweep_configs
 from .workers import Progress, SweepResult, run_cells, session_status
 
