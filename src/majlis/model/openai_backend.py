@@ -227,7 +227,7 @@ class OpenAIBackend(Backend):
         """The reply in a completion's body, parsed and checked in one pass; a body that is
         no completion is a BadResponseError, to be retried."""
         try:
-            return _reply(Completion.model_validate_json(text), ms)
+            return _reply(WireCompletion.model_validate_json(text), ms)
         except ValidationError as exc:
             first = exc.errors()[0]
             if first["type"] == "json_invalid":  # a cut or malformed body
@@ -259,7 +259,7 @@ class _CompletionUsage(BaseModel):
     prompt_tokens_details: _PromptDetails | None = None
 
 
-class Completion(BaseModel):
+class WireCompletion(BaseModel):
     """What majlis reads of a chat completion, validated: a 200 whose body is anything else
     is a transport fault, retried. Read straight from the JSON, which costs a fraction of
     building the SDK's full ChatCompletion (every field, every nested model) for each call."""
@@ -271,7 +271,7 @@ class Completion(BaseModel):
     usage: _CompletionUsage | None = None
 
 
-def _reply(resp: Completion, ms: float) -> Reply:
+def _reply(resp: WireCompletion, ms: float) -> Reply:
     """A Reply from a completion; no choices is an empty reply, re-asked like any other."""
     message = resp.choices[0].message if resp.choices else None
     text = (message.content or "") if message else ""
