@@ -19,6 +19,7 @@ from majlis.compare.comparison import collect, compare
 from majlis.compare.report import write_report
 from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
 from majlis.model.transport import portion
+from majlis.workshop.viewer import write_html
 
 runner = CliRunner()
 
@@ -67,8 +68,11 @@ async def test_compare_finds_a_real_difference_and_not_a_fake_one(
     twin = washington.paired["same vs baseline"]
     assert twin.mean_diff == 0 and twin.p_value == 1.0
     assert washington.groups["baseline"].n == 4
-    paths = write_report(c, tmp_path / "sweep" / "compare")
+    paths = write_report(
+        c, tmp_path / "sweep" / "compare", view=lambda run: write_html(run, "facilitator")
+    )
     html = paths[0].read_text()
+    assert "view-facilitator.html" in html, "each run links to its transcript page"
     assert "score.washington" in html and "<script" not in html and "Deal rate" in html
     assert "baseline--scripted--s1" in html and any("side-by-side" in p.name for p in paths)
     rows = (tmp_path / "sweep" / "compare" / "runs.csv").read_text().splitlines()

@@ -121,6 +121,7 @@ def compare(
 ) -> None:
     """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
     from ..compare import collect, compare as run_compare, write_report
+    from ..workshop import write_html
 
     if by not in ("variant", "model"):
         raise UserError(f"--by must be variant or model, not {by!r}")
@@ -142,5 +143,7 @@ def compare(
                 t.note if t else "baseline",
             )
         out.print(table)
-    paths = write_report(c, out_dir or sweep_dir / "compare")
+    paths = write_report(
+        c, out_dir or sweep_dir / "compare", view=lambda run: write_html(run, "facilitator")
+    )
     out.print(f"report: {paths[0]}")

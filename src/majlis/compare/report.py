@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 from ..run.folder import RunDir
@@ -86,10 +87,14 @@ def strip_plot(
     return "".join(parts)
 
 
-def write_report(c: Comparison, folder: Path, views: bool = True) -> list[Path]:
-    """report.html, summary.md, comparison.csv, runs.csv and side-by-side pages under folder/."""
+def write_report(
+    c: Comparison, folder: Path, view: Callable[[Path], Path] | None = None
+) -> list[Path]:
+    """report.html, summary.md, comparison.csv, runs.csv and side-by-side pages under folder/.
+    With `view` (a run folder in, the path of the transcript page it wrote out), each run in
+    the report links to its page; the caller brings the viewer, which sits a layer above."""
     folder.mkdir(parents=True, exist_ok=True)
-    links = _views(c, folder) if views else {}
+    links = _views(c, folder, view) if view else {}
     body = [
         f"<h1>Comparison by {_e(c.by)}</h1>",
         f"<p>{len(c.rows)} finished runs; baseline <b>{_e(c.baseline)}</b>. Dots are runs, the black bar the "
@@ -183,15 +188,11 @@ def _deal_rate(c: Comparison) -> str:
     return "".join(parts) + "</svg>"
 
 
-def _views(c: Comparison, folder: Path) -> dict[str, str]:
-    """A facilitator view of every transcript, linked relative to the report."""
-    try:
-        from ..workshop import write_html
-    except ImportError:  # pragma: no cover - the viewer ships with the package
-        return {}
+def _views(c: Comparison, folder: Path, view: Callable[[Path], Path]) -> dict[str, str]:
+    """A page for every transcript, linked relative to the report."""
     out = {}
     for row in c.rows:
-        path = write_html(row.path, "facilitator")
+        path = view(row.path)
         out[row.run_id] = str(Path("..", path.relative_to(folder.parent)))
     return out
 
