@@ -1,8 +1,6 @@
 """What `import majlis` offers: the Python API (read by lazy_loader and by type checkers)."""
 
 from .compare import (
-    collect as collect,
-    compare as compare,
     load_experiment as load_experiment,
     run_sweep as run_sweep,
 )

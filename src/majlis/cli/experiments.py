@@ -14,6 +14,61 @@ from ..errors import UserError
 from .app import Home, app, friendly, home_folder, out
 
 
+class SweepBar:
+    """The sweep's progress bar: sessions done, and tokens and their estimated cost so far,
+    fed by the sweep's progress callback (this object, called with what happened)."""
+
+    def __init__(self, exp: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        from ..compare import cells
+
+        todo = cells(exp)
+        self.models = {c.run_id: c.setup for c in todo}
+        self.prices = exp.price_table()
+        self.tokens, self.cost = 0, 0.0
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("sessions"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[tokens]} tokens, ~${task.fields[cost]:.4f}"),
+            console=out,
+        )
+        self.task = self.bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0)
+
+    def __enter__(self) -> SweepBar:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, what: str, info: dict[str, Any]) -> None:
+        from ..model import Usage
+
+        if what == "usage":
+            setup = self.models[info["run_id"]]
+            model = setup.parties.get(info["party"], setup.default).model
+            usage = Usage(
+                prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"]
+            )
+            self.tokens += usage.tokens
+            self.cost += self.prices.cost(model, usage)
+            self.bar.update(self.task, tokens=self.tokens, cost=self.cost)
+        elif what in ("finished", "skipped", "failed"):
+            self.bar.advance(self.task)
+            if what == "failed":
+                self.bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
+
+
 @app.command()
 @friendly
 def sweep(
@@ -38,59 +93,16 @@ def sweep(
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from ..compare import cells, load_experiment, preflight, run_sweep, sweep_configs
-    from ..model import Usage
+    from ..compare import load_experiment, preflight, run_sweep, sweep_configs
 
     root = home_folder(home)
     exp = load_experiment(experiment, root)
     if workers is not None:
         exp = exp.model_copy(update={"workers": workers})
-    asyncio.run(
-        preflight(sweep_configs(exp, root))
-    )  # a dead endpoint is one line, before any progress bar
+    asyncio.run(preflight(sweep_configs(exp, root)))  # a dead endpoint: one line, before the bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
-    todo = cells(exp)
-    models = {c.run_id: c.setup for c in todo}
-    totals = {"prompt": 0, "completion": 0, "cost": 0.0}
-    prices = exp.price_table()
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("sessions"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[tokens]} tokens, ~${task.fields[cost]:.4f}"),
-    )
-    with Progress(*columns, console=out) as bar:
-        task = bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0)
-
-        def progress(what: str, info: dict[str, Any]) -> None:
-            if what == "usage":
-                setup = models[info["run_id"]]
-                model = setup.parties.get(info["party"], setup.default).model
-                totals["prompt"] += info["prompt_tokens"]
-                totals["completion"] += info["completion_tokens"]
-                usage = Usage(
-                    prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"]
-                )
-                totals["cost"] += prices.cost(model, usage)
-                bar.update(
-                    task, tokens=totals["prompt"] + totals["completion"], cost=totals["cost"]
-                )
-            elif what in ("finished", "skipped", "failed"):
-                bar.advance(task)
-                if what == "failed":
-                    bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
-
-        store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
+    store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
+    with SweepBar(exp) as progress:
         result = asyncio.run(
             run_sweep(exp, folder, root, cache_file=store, progress=progress, check=False)
         )

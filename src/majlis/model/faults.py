@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import MajlisError
-from .loopback import Completion, _completion_body
+from .loopback import Completion, completion_body
 
 TRANSPORT = ("429", "500", "503", "drop", "hang", "cut_json", "bad_json")
 OUTPUT = ("refusal", "bad_schema", "empty_choices")
@@ -106,7 +106,7 @@ def _error(status: int, kind: str, message: str, headers: dict[str, str] | None 
 
 
 def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
-    return _completion_body(body, Completion(text, prompt_tokens=1, completion_tokens=1))
+    return completion_body(body, Completion(text, prompt_tokens=1, completion_tokens=1))
 
 
 def party_of(body: dict[str, Any]) -> str | None:

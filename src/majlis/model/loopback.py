@@ -123,7 +123,7 @@ class LoopbackServer:
             return _error(400, "invalid_request_error", str(exc))
         except Exception as exc:  # a responder bug must look like a server error, not hang
             return _error(500, "server_error", f"{type(exc).__name__}: {exc}")
-        return JSONResponse(_completion_body(body, out))
+        return JSONResponse(completion_body(body, out))
 
     def _respond_locked(self, body: dict[str, Any]) -> Completion:
         with self._lock:
@@ -170,7 +170,7 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     )
 
 
-def _completion_body(request: dict[str, Any], out: Completion) -> dict[str, Any]:
+def completion_body(request: dict[str, Any], out: Completion) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "prompt_tokens": out.prompt_tokens,
         "completion_tokens": out.completion_tokens,
