@@ -18,9 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer
-from majlis.run.session import RunOptions, run_session
+from majlis.model import LoopbackServer, ModelConfig
+from majlis.run import RunOptions, run_session
 
 from .common import REPO
 from .responders import PrefixCachingResponder

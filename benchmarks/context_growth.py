@@ -22,9 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.run.session import RunOptions, run_session
+from majlis.model import LoopbackServer, ModelConfig, scripted_responder
+from majlis.run import RunOptions, run_session
 
 from .common import REPO, turn_of
 
@@ -37,7 +36,7 @@ def tokenizer() -> Callable[[str], int] | None:
     try:
         from llama_cpp import Llama
 
-        from majlis.model.embedded import gguf_path
+        from majlis.model import gguf_path
 
         with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
             llm = Llama(model_path=str(gguf_path()), vocab_only=True, verbose=False)

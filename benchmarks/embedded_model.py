@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import majlis.model.embedded as emb
-from majlis.model.config import ModelConfig
-from majlis.run.session import RunOptions, run_session
+from majlis.model import ModelConfig
+from majlis.run import RunOptions, run_session
 
 from .common import REPO
 

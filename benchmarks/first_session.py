@@ -38,10 +38,9 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from majlis.evals.metrics import backing, wrong_deal_ratio
-from majlis.protocol.moves import readable
-from majlis.run.folder import RunDir
-from majlis.run.session import load_snapshot
+from majlis.evals import backing, wrong_deal_ratio
+from majlis.protocol import readable
+from majlis.run import RunDir, load_snapshot
 from majlis.scenario import AgentCard, load_scenario
 
 from .common import REPO

@@ -25,13 +25,8 @@ from unittest import mock
 import openai
 from openai.types.chat import ChatCompletion
 
-from majlis.model.backend import Backend, Reply
-from majlis.model.client import ModelClient
-from majlis.model.config import ModelConfig
-from majlis.model.transport import http_client
-from majlis.model.usage import Usage
-from majlis.run import session as session_module
-from majlis.run.session import RunOptions, run_session
+from majlis.model import Backend, ModelClient, ModelConfig, Reply, Usage, http_client
+from majlis.run import RunOptions, players as players_module, run_session
 
 from .common import REPO, Clock, ServerProcess, median, server_process, turn_of
 from .responders import CannedResponder
@@ -160,7 +155,7 @@ async def in_process(runs_root: Path, rounds: int | None) -> Clock:
     def make(config: ModelConfig, *args: Any) -> ModelClient:
         return ModelClient(config, CannedBackend(), args[3] if len(args) > 3 else None)
 
-    with mock.patch.object(session_module, "make_client", make):
+    with mock.patch.object(players_module, "make_client", make):
         return await harness("http://in-process.invalid/v1", runs_root, rounds, "full")
 
 

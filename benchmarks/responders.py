@@ -21,7 +21,7 @@ import hashlib
 import json
 from typing import Any
 
-from majlis.model.loopback import Completion
+from majlis.model import Completion
 
 TEXT = "We hear the room and hold our position for now."
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from majlis.compare import Experiment, ModelSetup, run_sweep, sweep_configs, worker_count
-from majlis.model.config import ModelConfig
+from majlis.model import ModelConfig
 
 from .common import REPO, ServerProcess, rss_mb, server_process
 from .overhead import bare, bare_client, harness, stages

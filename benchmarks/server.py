@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from majlis.model.loopback import LoopbackServer
+from majlis.model import LoopbackServer
 
 from .responders import CannedResponder, PrefixCachingResponder
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.model import LoopbackServer, scripted_responder
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = ("ts", "latency_ms", "call_id")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.cli import app
+from majlis.model import LoopbackServer, scripted_responder
 
 BAD = Path(__file__).parent / "bad_inputs"
 SCN = "scenarios/cornered-in-iraq/scenario.yaml"

@@ -10,11 +10,19 @@ import pytest
 
 from majlis.compare import Experiment, run_sweep
 from majlis.errors import BudgetExceeded
-from majlis.model.budget import Budget, Meter, Price, PriceTable, SharedMeter, Spending
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.model.usage import Usage
-from majlis.run.session import RunOptions, run_session
+from majlis.model import (
+    Budget,
+    LoopbackServer,
+    Meter,
+    ModelConfig,
+    Price,
+    PriceTable,
+    SharedMeter,
+    Spending,
+    Usage,
+    scripted_responder,
+)
+from majlis.run import RunOptions, run_session
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,8 @@ from pathlib import Path
 
 from conftest import stable
 
-from majlis.model.cache import ResponseCache
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.run.session import RunOptions, run_session
+from majlis.model import LoopbackServer, ModelConfig, ResponseCache, scripted_responder
+from majlis.run import RunOptions, run_session
 
 
 def events(result) -> list[dict]:

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
+from majlis.cli import app
 from majlis.errors import UserError
-from majlis.evals.calibrate import load_set, rule_agreement
+from majlis.evals import load_set, rule_agreement
 from majlis.evals.checks import KINDS, leaks, persona_breaks, run_checks, side_leaks
 from majlis.evals.checks.leaks import values
 from majlis.evals.checks.text import digits
-from majlis.run.log import check_event
+from majlis.run import check_event
 from majlis.scenario import LoadedScenario, load_scenario
 
 runner = CliRunner()

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
+from majlis.cli import app
+from majlis.model import Completion, LoopbackServer, scripted_responder
 
 runner = CliRunner()
 
@@ -187,12 +187,12 @@ def test_run_picks_a_bounded_context_for_the_embedded_model(
     expected: str,
 ) -> None:
     from majlis.errors import UserError
-    from majlis.run import session
+    from majlis.run import Prepared
 
     seen: list[str] = []
 
-    async def fake(opts: session.RunOptions, *a: object, **k: object) -> None:
-        seen.append(opts.context)
+    async def fake(prepared: Prepared, *a: object, **k: object) -> None:
+        seen.append(prepared.opts.context)
         raise UserError("stopped before any model was started")
 
     monkeypatch.setattr("majlis.run.run_session", fake)  # the CLI calls it through the face
@@ -293,3 +293,16 @@ def test_why_an_endpoint_cannot_be_used_is_said_in_plain_words(
             assert words in " ".join(res.output.split()), res.output
             assert "ConnectTimeout" not in res.output and len(res.output.strip().splitlines()) == 1
             assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_end_of_input_at_a_prompt_is_an_interruption(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typer turns EOF at a prompt into its own Abort (not Click's): one line, exit 130."""
+    import typer
+
+    from majlis.cli import core, main
+
+    def abort(**_: object) -> None:
+        raise typer.Abort()
+
+    monkeypatch.setattr(core, "app", abort)
+    assert main(["run"]) == 130

@@ -9,11 +9,16 @@ from typing import Any
 import pytest
 
 from majlis.errors import ModelBehaviourError
-from majlis.model.client import extract_json, make_client
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.protocol.moves import Vote, strict_schema
-from majlis.run.session import RunOptions, run_session
+from majlis.model import (
+    Completion,
+    LoopbackServer,
+    ModelConfig,
+    extract_json,
+    make_client,
+    scripted_responder,
+)
+from majlis.protocol import Vote, strict_schema
+from majlis.run import RunOptions, run_session
 
 VOTE_MSGS = [{"role": "system", "content": "vote"}, {"role": "user", "content": "vote now"}]
 

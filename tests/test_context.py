@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from majlis.errors import UserError
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.protocol.context import ContextPolicy, split, summary
-from majlis.run.session import RunOptions, run_session
+from majlis.model import LoopbackServer, ModelConfig, scripted_responder
+from majlis.protocol import ContextPolicy, split, summary
+from majlis.run import RunOptions, run_session
 
 
 def turn_of(body: dict[str, Any]) -> dict[str, Any]:

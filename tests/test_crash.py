@@ -24,11 +24,11 @@ import pytest
 import yaml
 from conftest import REPO, stable
 
-from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.model import LoopbackServer, scripted_responder
 
 SEED = 20240128
 # the `majlis` console script's entry point, run by this interpreter
-MAJLIS = (sys.executable, "-c", "from majlis.cli.app import app; app(prog_name='majlis')")
+MAJLIS = (sys.executable, "-c", "from majlis.cli import app; app(prog_name='majlis')")
 RUN_IDS = {f"{v}--scripted--s{s}" for v in ("baseline", "firm-washington") for s in (1, 2, 3)}
 
 
@@ -64,9 +64,9 @@ class SimulatedKill(Exception):
 async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeats_nothing(
     step: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from majlis.model.config import ModelConfig
+    from majlis.model import ModelConfig
+    from majlis.run import RunOptions, resume_session, run_session
     from majlis.run.checkpoints import InlineSqliteSaver
-    from majlis.run.session import RunOptions, resume_session, run_session
 
     opts = dict(model=ModelConfig(model="scripted"), home=REPO, rounds=2, seed=SEED)
     reference = await run_session(RunOptions(**opts, runs_root=tmp_path / "ref"))

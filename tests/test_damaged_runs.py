@@ -24,10 +24,10 @@ from click.testing import Result
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model.config import ModelConfig
-from majlis.run.session import RunOptions, run_session
-from majlis.workshop.serve import RunsServer
+from majlis.cli import app
+from majlis.model import ModelConfig
+from majlis.run import RunOptions, run_session
+from majlis.workshop import RunsServer
 
 REPO = Path(__file__).resolve().parents[1]
 CELL = "baseline--scripted--s1"  # a sweep cell's name, so that `compare` takes the run too

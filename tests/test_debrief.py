@@ -14,11 +14,9 @@ import pytest
 import pytest_asyncio
 
 from majlis.errors import ScenarioError
-from majlis.model.config import ModelConfig
-from majlis.run.session import RunOptions, run_session
-from majlis.workshop.debrief import render_debrief, write_debrief
-from majlis.workshop.debrief_texts import load_texts
-from majlis.workshop.tags import add_annotation
+from majlis.model import ModelConfig
+from majlis.run import RunOptions, run_session
+from majlis.workshop import add_annotation, load_texts, render_debrief, write_debrief
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="alert(1)">'

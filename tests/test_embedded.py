@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from majlis.model.activity import Activity
-from majlis.model.config import ModelConfig
-from majlis.model.embedded import gguf_path
-from majlis.protocol.moves import readable
-from majlis.run.session import RunOptions, run_session
+from majlis.model import Activity, ModelConfig, gguf_path
+from majlis.protocol import readable
+from majlis.run import RunOptions, run_session
 
 pytestmark = pytest.mark.embedded
 

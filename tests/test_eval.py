@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.evals.calibrate import judge_agreement, load_set, rule_agreement
+from majlis.cli import app
+from majlis.evals import judge_agreement, load_set, rule_agreement
 from majlis.evals.evaluate import (
     EVAL_SCHEMA_VERSION,
     eval_row,
@@ -20,11 +20,9 @@ from majlis.evals.evaluate import (
     judge_setup,
     read_report,
 )
-from majlis.model.cache import ResponseCache
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer
-from majlis.run.session import RunOptions, run_session
-from majlis.scenario.load import load_scenario
+from majlis.model import Completion, LoopbackServer, ModelConfig, ResponseCache
+from majlis.run import RunOptions, run_session
+from majlis.scenario import load_scenario
 
 runner = CliRunner()
 

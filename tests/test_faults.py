@@ -26,16 +26,22 @@ from conftest import REPO, stable
 from starlette.responses import JSONResponse
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
+from majlis.cli import app
 from majlis.compare import Experiment, run_sweep
-from majlis.model.client import make_client
-from majlis.model.config import ModelConfig
-from majlis.model.faults import KINDS, OUTPUT, TRANSPORT, FaultPlan
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.model.openai_backend import BadResponseError
-from majlis.protocol.moves import Vote, strict_schema
-from majlis.run.folder import RunDir
-from majlis.run.session import RunOptions, resume_session, run_session
+from majlis.model import (
+    KINDS,
+    OUTPUT,
+    TRANSPORT,
+    BadResponseError,
+    Completion,
+    FaultPlan,
+    LoopbackServer,
+    ModelConfig,
+    make_client,
+    scripted_responder,
+)
+from majlis.protocol import Vote, strict_schema
+from majlis.run import RunDir, RunOptions, resume_session, run_session
 
 ROUNDS = 2
 SEED = 5

@@ -18,22 +18,28 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model import embedded
-from majlis.model.client import make_client
-from majlis.model.config import EMBEDDED_ROUNDS, ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.protocol import PartyPrompter, Templates
-from majlis.protocol.moves import (
+from majlis.cli import app
+from majlis.errors import UserError
+from majlis.model import (
+    EMBEDDED_ROUNDS,
+    Completion,
+    LoopbackServer,
+    ModelConfig,
+    embedded,
+    make_client,
+    scripted_responder,
+)
+from majlis.protocol import (
     CompactVote,
+    PartyPrompter,
+    Templates,
     canonical_move,
     compact_move_model,
     readable,
     strict_schema,
 )
-from majlis.run import session
-from majlis.run.session import RunOptions, run_session
-from majlis.scenario.load import load_scenario
+from majlis.run import Prepared, RunOptions, run_session
+from majlis.scenario import load_scenario
 
 
 def invoke(*args: str) -> Any:
@@ -59,7 +65,7 @@ def _slow(seconds: float):
 async def test_an_embedded_call_outlives_the_timeout_that_stops_a_remote_one() -> None:
     """The same slow server: reached as the embedded model, a call slower than the
     configured timeout completes; reached as a remote endpoint, the timeout fires."""
-    from majlis.protocol.moves import Vote
+    from majlis.protocol import Vote
 
     server = LoopbackServer(_slow(1.0), blocking=True).start()
     try:
@@ -132,9 +138,9 @@ def test_majlis_run_on_the_embedded_model_plays_the_short_default(
 ) -> None:
     seen: list[RunOptions] = []
 
-    async def fake(opts: RunOptions, *a: object, **k: object) -> None:
-        seen.append(opts)
-        raise session.UserError("stopped before any model was started")
+    async def fake(prepared: Prepared, *a: object, **k: object) -> None:
+        seen.append(prepared.opts)  # the options as the CLI prepared them
+        raise UserError("stopped before any model was started")
 
     monkeypatch.setattr("majlis.run.run_session", fake)  # the CLI calls it through the face
     invoke("run", "--home", str(home), "--out", str(tmp_path), "--quiet")
@@ -364,7 +370,7 @@ async def test_narrating_one_party_leaves_the_others_to_the_model(
 
 
 async def test_narrating_an_unknown_party_is_the_users_error(home: Path, tmp_path: Path) -> None:
-    with pytest.raises(session.UserError, match="--narrate: unknown party 'iran'"):
+    with pytest.raises(UserError, match="--narrate: unknown party 'iran'"):
         await run_session(
             RunOptions(
                 model=ModelConfig(model="scripted"), home=home, runs_root=tmp_path, narrate=["iran"]
@@ -376,7 +382,7 @@ async def test_narrating_an_unknown_party_is_the_users_error(home: Path, tmp_pat
 def test_the_viewer_says_plainly_which_parties_were_narrated(home: Path, tmp_path: Path) -> None:
     from conftest import chromium
 
-    from majlis.workshop.viewer import build_data, write_html
+    from majlis.workshop import build_data, write_html
 
     result = asyncio.run(
         run_session(
@@ -460,7 +466,7 @@ async def test_a_variant_that_leaves_the_compact_prompt_alone_is_refused(
         runs_root=tmp_path,
         variant="plan-first",
     )
-    with pytest.raises(session.UserError, match=r"add compact/move\.md\.j2 to the variant"):
+    with pytest.raises(UserError, match=r"add compact/move\.md\.j2 to the variant"):
         await run_session(opts)
     opts.model = ModelConfig(model="scripted", profile="full")
     assert (await run_session(opts)).manifest.status == "complete"

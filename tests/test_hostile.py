@@ -18,11 +18,8 @@ from typing import Any
 
 from conftest import REPO
 
-from majlis.model import scripted
-from majlis.model.config import ModelConfig
-from majlis.model.faults import party_of
-from majlis.model.loopback import Completion, LoopbackServer
-from majlis.run.session import RunOptions, run_session
+from majlis.model import Completion, LoopbackServer, ModelConfig, party_of, scripted
+from majlis.run import RunOptions, run_session
 
 HOSTILE = "militias"
 ATTACKS = [

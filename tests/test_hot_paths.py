@@ -12,13 +12,22 @@ from typing import Any
 
 import pytest
 
-from majlis.model.config import ModelConfig
-from majlis.protocol import PartyPrompter, Templates, quote, record_entry, visible
-from majlis.protocol.context import SIDE_KEPT, ContextPolicy, split, summary
-from majlis.run.folder import RunDir
-from majlis.run.graph import _events_channel, build_graph
-from majlis.run.session import RunOptions, run_session
-from majlis.scenario.load import load_scenario
+from majlis.model import ModelConfig
+from majlis.protocol import (
+    SIDE_KEPT,
+    ContextPolicy,
+    PartyPrompter,
+    Templates,
+    quote,
+    record_entry,
+    split,
+    summary,
+    visible,
+)
+from majlis.run import RunDir, RunOptions, run_session
+from majlis.run.graph import build_graph
+from majlis.run.state import _events_channel
+from majlis.scenario import load_scenario
 
 
 def reference_record(
@@ -136,7 +145,7 @@ def test_an_edited_template_is_compiled_afresh(tmp_path: Path) -> None:
 
 
 def test_embedded_state_cache_keeps_each_partys_latest_state() -> None:
-    from majlis.model.embedded import ConversationStates
+    from majlis.model import ConversationStates
 
     class State:
         def __init__(self, name: str, size: int) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model.config import ModelConfig
+from majlis.cli import app
+from majlis.model import ModelConfig
 from majlis.protocol import PartyPrompter, Templates
-from majlis.run.session import RunOptions, run_session
-from majlis.scenario.load import load_scenario
+from majlis.run import RunOptions, run_session
+from majlis.scenario import load_scenario
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from majlis.cli.app import main
+from majlis.cli import main
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from majlis.cli.live import BALLOT, LiveView
-from majlis.model.activity import Activity, Snapshot
+from majlis.model import Activity, Snapshot
 from majlis.scenario import LoadedScenario, load_scenario
 
 REPO = Path(__file__).parents[1]

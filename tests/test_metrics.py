@@ -21,8 +21,8 @@ import pytest
 
 from majlis.evals import metrics, pareto
 from majlis.evals.metrics import Offer, compute_metrics, summary_row
-from majlis.model.config import ModelConfig
-from majlis.run.session import RunOptions, load_snapshot, run_session
+from majlis.model import ModelConfig
+from majlis.run import RunOptions, load_snapshot, run_session
 from majlis.scenario import (
     AgentCard,
     BranchRule,

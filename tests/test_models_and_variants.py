@@ -11,10 +11,9 @@ from typing import Any
 from starlette.responses import JSONResponse, Response
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer, scripted_responder
-from majlis.run.session import RunOptions, run_session
+from majlis.cli import app
+from majlis.model import LoopbackServer, ModelConfig, scripted_responder
+from majlis.run import RunOptions, run_session
 
 runner = CliRunner()
 

@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from majlis.model import scripted
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer
-from majlis.run.session import RunOptions, run_session
+from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
+from majlis.run import RunOptions, run_session
 
 CANARY = re.compile(r"CANARY-(\w+)-(brief|interest|redline|note|side)-(\w+)-(\w+)")
 SCORE_CANARY = 7000  # score canaries are 7001.. : numbers no prompt uses otherwise

@@ -16,10 +16,8 @@ import openai
 import pytest
 from conftest import stable
 
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.run.folder import RunDir
-from majlis.run.session import RunOptions, resume_session, run_session
+from majlis.model import Completion, LoopbackServer, ModelConfig, scripted_responder
+from majlis.run import RunDir, RunOptions, resume_session, run_session
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
+from majlis.cli import app
 
 ATTACKS = {
     "attribute walk": "{{ ''.__class__.__mro__[1].__subclasses__() }}",

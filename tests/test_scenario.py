@@ -8,7 +8,7 @@ import pytest
 
 from majlis.errors import ScenarioError
 from majlis.protocol import rules
-from majlis.scenario.load import load_scenario
+from majlis.scenario import load_scenario
 
 PARTIES = {"sudani", "washington", "tehran", "militias", "kurds", "sunnis"}
 

@@ -22,13 +22,12 @@ import yaml
 from conftest import REPO
 from starlette.responses import JSONResponse
 
-from majlis.model.faults import FaultPlan
-from majlis.model.loopback import LoopbackServer, scripted_responder
+from majlis.model import FaultPlan, LoopbackServer, scripted_responder
 
 ENV = "MAJLIS_SECRET_TEST_KEY"
 KEY = "sk-majlis-" + hashlib.sha256(b"test_secrets").hexdigest()[:32]
 FORBIDDEN = (KEY.encode(), KEY[-12:].encode(), b"Authorization", b"authorization", b"Bearer")
-MAJLIS = (sys.executable, "-c", "from majlis.cli.app import app; app(prog_name='majlis')")
+MAJLIS = (sys.executable, "-c", "from majlis.cli import app; app(prog_name='majlis')")
 
 
 def leaks(blob: bytes) -> list[str]:

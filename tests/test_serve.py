@@ -26,11 +26,9 @@ import pytest_asyncio
 from conftest import chromium
 
 from majlis.errors import UserError
-from majlis.model.config import ModelConfig
-from majlis.run.session import RunOptions, run_session
-from majlis.workshop.serve import RunsServer, serve_runs
-from majlis.workshop.tags import read_annotations
-from majlis.workshop.viewer import render_html
+from majlis.model import ModelConfig
+from majlis.run import RunOptions, run_session
+from majlis.workshop import RunsServer, read_annotations, render_html, serve_runs
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = "2020-01-02T03:04:05+00:00"  # the older run's creation time, so the order is known

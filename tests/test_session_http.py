@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import LoopbackServer
+from majlis.model import LoopbackServer, ModelConfig
 from majlis.protocol import rules
-from majlis.run.log import Event, Manifest, Outcome
-from majlis.run.session import RunOptions, run_session
-from majlis.scenario.load import load_scenario
+from majlis.run import Event, Manifest, Outcome, RunOptions, run_session
+from majlis.scenario import load_scenario
 
 
 async def test_session_over_http_records_everything(

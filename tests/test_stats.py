@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from majlis.compare.stats import bootstrap_ci, sign_flip_test
+from majlis.compare import bootstrap_ci, sign_flip_test
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,10 @@ import yaml
 from conftest import stable
 from typer.testing import CliRunner
 
-from majlis.cli.app import app
-from majlis.compare import Experiment, run_sweep
-from majlis.compare.comparison import collect, compare
-from majlis.compare.report import write_report
-from majlis.model.loopback import Completion, LoopbackServer, scripted_responder
-from majlis.model.transport import portion
-from majlis.workshop.viewer import write_html
+from majlis.cli import app
+from majlis.compare import Experiment, collect, compare, run_sweep, write_report
+from majlis.model import Completion, LoopbackServer, portion, scripted_responder
+from majlis.workshop import write_html
 
 runner = CliRunner()
 

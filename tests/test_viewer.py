@@ -21,10 +21,8 @@ from typing import Any
 import pytest
 from conftest import chromium
 
-from majlis.model import scripted
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer
-from majlis.run.session import RunOptions, run_session
+from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
+from majlis.run import RunOptions, run_session
 from majlis.workshop.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html
 
 REPO = Path(__file__).resolve().parents[1]

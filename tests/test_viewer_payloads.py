@@ -18,11 +18,9 @@ import pytest
 import yaml
 from conftest import chromium
 
-from majlis.model import scripted
-from majlis.model.config import ModelConfig
-from majlis.model.loopback import Completion, LoopbackServer
-from majlis.run.session import RunOptions, run_session
-from majlis.workshop.viewer import write_html
+from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
+from majlis.run import RunOptions, run_session
+from majlis.workshop import write_html
 
 PAYLOADS = [
     '<svg onload="window.__pwned=3"></svg>',

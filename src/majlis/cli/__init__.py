@@ -5,6 +5,6 @@ imports the layers it needs when it runs, so starting the CLI costs only typer a
 """
 
 from . import evaluation, experiments, library, sessions, workshop
-from .app import app, main
+from .core import app, main
 
 __all__ = ["app", "evaluation", "experiments", "library", "main", "sessions", "workshop"]

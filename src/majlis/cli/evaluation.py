@@ -14,7 +14,7 @@ from ..errors import UserError
 if TYPE_CHECKING:
     from ..model import ModelConfig
 
-from .app import Home, app, fail, friendly, home_folder, open_cache, out
+from .core import Home, app, fail, friendly, home_folder, open_cache, out
 
 
 def _judge_options(

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .app import Home, app, friendly, home_folder, out
+from .core import Home, app, friendly, home_folder, out
 
 
 class SweepBar:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .app import Home, app, fail, friendly, home_folder, out
+from .core import Home, app, fail, friendly, home_folder, out
 
 
 @app.command()

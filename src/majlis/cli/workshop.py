@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .app import app, friendly, out
+from .core import app, friendly, out
 
 
 @app.command()

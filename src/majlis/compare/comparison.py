@@ -16,8 +16,7 @@ from typing import Literal
 
 from ..errors import UserError
 from ..evals.metrics import compute_metrics, summary_row
-from ..run.folder import RunDir
-from ..run.session import load_snapshot
+from ..run import RunDir, load_snapshot
 from .stats import Interval, PairedTest, bootstrap_ci, sign_flip_test
 
 By = Literal["variant", "model"]

@@ -12,8 +12,7 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from ..run.folder import RunDir
-from ..run.session import load_snapshot
+from ..run import RunDir, load_snapshot
 from .comparison import Comparison, group_runs, runs_csv, to_csv, to_markdown
 
 PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]

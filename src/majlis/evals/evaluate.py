@@ -20,9 +20,7 @@ from ..errors import RunError, UserError
 from ..files import write_json_atomic
 from ..model import ModelClient, ModelConfig, ResponseCache, SampleCounter, make_client
 from ..protocol.prompting import Templates
-from ..run.folder import RunDir, read_json_object
-from ..run.log import first_error
-from ..run.session import load_snapshot
+from ..run import RunDir, first_error, load_snapshot, read_json_object
 from .checks import KINDS, Finding, run_checks
 from .judge import PartyVerdict, Rubric, judge_party, load_rubric
 from .metrics import RunMetrics, compute_metrics, summary_row

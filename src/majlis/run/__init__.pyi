@@ -2,26 +2,37 @@
 
 from .folder import (
     RunDir as RunDir,
+    Snapshot as Snapshot,
+    load_snapshot as load_snapshot,
     read_json_object as read_json_object,
     read_jsonl as read_jsonl,
 )
 from .human import (
-    HUMAN as HUMAN,
     Terminal as Terminal,
 )
 from .log import (
+    HUMAN as HUMAN,
     Event as Event,
     Manifest as Manifest,
     Outcome as Outcome,
     check_event as check_event,
     first_error as first_error,
 )
-from .session import (
+from .preparation import (
+    MAX_ROUNDS as MAX_ROUNDS,
+    Prepared as Prepared,
     RunOptions as RunOptions,
     check_templates as check_templates,
-    load_snapshot as load_snapshot,
     party_configs as party_configs,
+    prepare as prepare,
+    with_rounds as with_rounds,
+)
+from .provenance import (
+    party_config as party_config,
+    party_model as party_model,
+)
+from .session import (
+    RunResult as RunResult,
     resume_session as resume_session,
     run_session as run_session,
-    with_rounds as with_rounds,
 )

@@ -3,7 +3,8 @@
 Run folders get copied, edited by hand and cut short, so every reader takes them through
 here and a damaged one gets one line naming the file (and line), never a traceback:
 
-- manifest.json and outcome.json pass their models, scenario.json `session.Snapshot`,
+- manifest.json and outcome.json pass their models, scenario.json `Snapshot` (read with
+  `load_snapshot`, here, so that readers need not import what drives a session),
   annotations.jsonl `annotations.Annotation`; anything else is a RunError.
 - Each line of events.jsonl must be an event (`log.check_event`). A cut last line is
   dropped and flagged: the writer died mid-line. Any other bad line is a RunError naming
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import RunError
 from ..files import write_json_atomic, write_text_atomic
+from ..scenario import AgentCard, LoadedScenario, Scenario
 from .log import READABLE_VERSIONS, Manifest, Outcome, check_event, first_error
 
 
@@ -140,6 +142,16 @@ class RunDir:
     def read_manifest(self) -> Manifest:
         return _read_model(self.manifest_path, Manifest)
 
+    def write_snapshot(self, loaded: LoadedScenario, home: Path) -> None:
+        """scenario.json: the scenario and cards as this run plays them (`load_snapshot`)."""
+        snapshot = Snapshot(
+            home=str(home),
+            source=str(loaded.files[0]),
+            scenario=loaded.scenario,
+            cards=loaded.cards,
+        )
+        write_json_atomic(self.scenario_path, snapshot.model_dump())
+
     def write_outcome(self, outcome: Outcome) -> None:
         write_json_atomic(self.outcome_path, outcome)
 
@@ -222,3 +234,27 @@ def _read_model(path: Path, model: type[T]) -> T:
         return model.model_validate(data)
     except ValidationError as exc:
         raise RunError(f"{path}: {first_error(exc)}") from None
+
+
+class Snapshot(BaseModel):
+    """scenario.json: the scenario and cards exactly as the run used them."""
+
+    home: str
+    source: str
+    scenario: Scenario
+    cards: dict[str, AgentCard]
+
+
+def load_snapshot(rd: RunDir) -> LoadedScenario:
+    """The scenario exactly as the run used it, from the run folder; a RunError naming the
+    file and field if it is not one (every reader scores the run against it)."""
+    try:
+        snap = Snapshot.model_validate(read_json_object(rd.scenario_path))
+    except ValidationError as exc:
+        raise RunError(f"{rd.scenario_path}: {first_error(exc)}") from None
+    missing = [p for p in snap.scenario.parties if p not in snap.cards]
+    if missing:
+        raise RunError(f"{rd.scenario_path}: cards: no card for party {missing[0]!r}")
+    return LoadedScenario(
+        scenario=snap.scenario, cards=snap.cards, root=Path(snap.home), files=[Path(snap.source)]
+    )

@@ -5,191 +5,26 @@
 The facilitator opens a round and announces its injects; each party takes a turn in order;
 everyone votes in secret on the standing proposal; adjudication applies the deal rule.
 Rules live in `rules`, prompts in `prompting`, model calls in `client`: nodes only wire them.
+What the nodes pass and are handed (State, Deps, the event numbering) is in `state.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import operator
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from pydantic import BaseModel
 
 from ..errors import ModelBehaviourError
-from ..model import Answer, ModelClient
-from ..protocol import rules
-from ..protocol.moves import (
-    CompactVote,
-    Vote,
-    canonical_move,
-    canonical_vote,
-    compact_move_model,
-    move_model,
-    strict_schema,
-)
-from ..protocol.prompting import PartyPrompter
-from ..scenario.load import LoadedScenario
-
-
-def _append(log: list[dict[str, Any]], batches: Sequence[list[dict[str, Any]]]) -> list:
-    """The event log's reducer: each step's new events go on the end."""
-    out = list(log)
-    for batch in batches:
-        out.extend(batch)
-    return out
-
-
-def _events_channel() -> Any:
-    """How the event log is checkpointed.
-
-    langgraph's sqlite saver stores every channel's whole value in every checkpoint, so a
-    plain list reducer writes the whole log again at each step: O(n^2) bytes over a session
-    (2 MB of checkpoints for an 87 kB six-round transcript). A DeltaChannel stores only
-    each step's new events (the step's writes, which are saved anyway) plus a full snapshot
-    every 100 updates, and rebuilds the log from them on resume; it reads checkpoints made
-    the old way too. It is marked beta and was fixed up to langgraph 1.2.18, so older
-    versions keep the plain reducer.
-    """
-    try:
-        from langgraph.channels import DeltaChannel
-    except ImportError:  # langgraph < 1.2
-        return operator.add
-    version = tuple(int(x) for x in re.findall(r"\d+", importlib.metadata.version("langgraph"))[:3])
-    return DeltaChannel(_append) if version >= (1, 2, 18) else operator.add
-
-
-class State(TypedDict):
-    round: int
-    order: list[str]  # who speaks this round, in turn
-    turn: int
-    events: Annotated[list[dict[str, Any]], _events_channel()]  # the whole log, in seq order
-    standing: dict[str, Any] | None  # {"by", "package", "seq"}
-    positions: dict[str, dict[str, str]]  # each party's latest public positions
-    votes: dict[str, Any]  # {"round", "proposal_seq", "ballots": {party: "accept"|"reject"|None}}
-    deal_round: int | None
-    done: bool
-    stopped: str | None  # why the session ended early (a budget), if it did
-
-
-def initial_state() -> State:
-    return State(
-        round=0,
-        order=[],
-        turn=0,
-        events=[],
-        standing=None,
-        positions={},
-        votes={},
-        deal_round=None,
-        done=False,
-        stopped=None,
-    )
-
-
-_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
-
-
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """The strict JSON schema of a reply model, built once per process (never mutated)."""
-    if model not in _SCHEMAS:
-        _SCHEMAS[model] = strict_schema(model)
-    return _SCHEMAS[model]
-
-
-@dataclass
-class Deps:
-    """What nodes need that is not state: never checkpointed."""
-
-    loaded: LoadedScenario
-    prompters: dict[str, PartyPrompter]
-    clients: dict[str, ModelClient]
-    moves: dict[str, tuple[type[BaseModel], dict[str, Any]]] = field(default_factory=dict)
-
-    @property
-    def scenario(self):
-        return self.loaded.scenario
-
-    def move_for(self, party: str) -> tuple[type[BaseModel], dict[str, Any]]:
-        """A party's Move model, in its prompt profile's shape, and its strict JSON schema,
-        built once per session."""
-        if party not in self.moves:
-            if self.prompters[party].profile == "compact":
-                scores = self.loaded.cards[party].scores
-                model = compact_move_model(self.scenario, party, scores)
-            else:
-                model = move_model(self.scenario, party)
-            self.moves[party] = (model, schema_of(model))
-        return self.moves[party]
-
-    def vote_for(self, party: str) -> tuple[type[BaseModel], dict[str, Any]]:
-        model = CompactVote if self.prompters[party].profile == "compact" else Vote
-        return model, schema_of(model)
-
-
-class _Events:
-    """Numbers the events a node makes, continuing from the state's log."""
-
-    def __init__(self, state: State) -> None:
-        self.base = len(state["events"])
-        self.round = state["round"]
-        self.items: list[dict[str, Any]] = []
-
-    def add(
-        self,
-        type_: str,
-        speaker: str,
-        audience: Any,
-        content: dict[str, Any],
-        answer: Answer[Any] | None = None,
-        first_of_call: bool = False,
-        round_: int | None = None,
-    ) -> int:
-        seq = self.base + len(self.items)
-        event: dict[str, Any] = {
-            "seq": seq,
-            "round": self.round if round_ is None else round_,
-            "type": type_,
-            "speaker": speaker,
-            "audience": audience,
-            "content": content,
-            "call_id": answer.reply.call_id if answer else None,
-            "usage": None,
-            "latency_ms": None,
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }
-        if answer and first_of_call:  # a call's cost is counted once, on its first event
-            event["usage"] = answer.usage.model_dump()
-            event["latency_ms"] = round(answer.reply.latency_ms, 2)
-            event["content"] = {**content, "attempts": answer.attempts}
-        self.items.append(event)
-        return seq
-
-
-def _failed(ev: _Events, party: str, task: str, exc: ModelBehaviourError) -> None:
-    ev.add(
-        "error",
-        party,
-        [],
-        {
-            "party": party,
-            "task": task,
-            "error": str(exc),
-            "attempts": exc.attempts,
-            "raw": (exc.raw or "")[:2000],
-        },
-    )
+from ..model import Answer
+from ..protocol import canonical_move, canonical_vote, rules
+from .state import Deps, NodeEvents, State, failed_turn
 
 
 async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     s = runtime.context.scenario
-    ev = _Events(state)
+    ev = NodeEvents(state)
     ev.round = state["round"] + 1
     rounds = s.deal_rule.max_rounds
     order = rules.turn_order(s, ev.round)
@@ -217,12 +52,12 @@ async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     messages = d.prompters[party].messages(
         "move", state["events"], state["round"], state["standing"]
     )
-    ev = _Events(state)
+    ev = NodeEvents(state)
     update: dict[str, Any] = {"turn": state["turn"] + 1}
     try:
         answer = await d.clients[party].ask(messages, model, schema)
     except ModelBehaviourError as exc:
-        _failed(ev, party, "move", exc)
+        failed_turn(ev, party, "move", exc)
         return {**update, "events": ev.items}
     data = canonical_move(answer.value)
     note: dict[str, Any] = {"reasoning": data["private_reasoning"]}
@@ -271,11 +106,11 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     machines = [p for p in parties if p not in got]
     got |= dict(zip(machines, await asyncio.gather(*(ballot(p) for p in machines)), strict=True))
     answers = [got[p] for p in parties]
-    ev = _Events(state)
+    ev = NodeEvents(state)
     ballots: dict[str, str | None] = {}
     for party, answer in zip(parties, answers, strict=True):
         if isinstance(answer, ModelBehaviourError):
-            _failed(ev, party, "vote", answer)
+            failed_turn(ev, party, "vote", answer)
             ballots[party] = None
             continue
         cast = canonical_vote(answer.value)
@@ -292,7 +127,7 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
 
 async def adjudicate(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     s = runtime.context.scenario
-    ev = _Events(state)
+    ev = NodeEvents(state)
     update: dict[str, Any] = {}
     votes = state["votes"]
     if votes and votes["round"] == state["round"]:
@@ -324,7 +159,7 @@ async def end(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     else:
         agreed = rules.issue_agreement(state["positions"], s)
     kind = rules.outcome_kind(deal, agreed)
-    ev = _Events(state)
+    ev = NodeEvents(state)
     ev.add(
         "outcome",
         "facilitator",

@@ -11,13 +11,11 @@ import json
 from typing import Any
 
 import click
-from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelBehaviourError
 from ..model import Answer, Backend, ModelConfig, Reply, Usage
-
-HUMAN = "human"
+from .log import HUMAN
 
 
 class HumanClient:
@@ -33,6 +31,9 @@ class HumanClient:
     async def ask(
         self, messages: list[dict[str, str]], output: type[BaseModel], schema: dict[str, Any]
     ) -> Answer:
+        # imported here, not at the top: the command line imports Terminal when it starts
+        from langgraph.types import interrupt
+
         raw = interrupt(
             {
                 "party": self.party,

@@ -16,6 +16,8 @@ from ..model import Usage
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = {1, 2, 3}
+# the model name of a party a person plays, and the call_id of the events of their moves
+HUMAN = "human"
 
 EventType = Literal[
     "round",  # the facilitator opens a round

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from ..errors import ModelBehaviourError
 from ..model import Answer, ModelClient, Reply, Usage, scripted
-from ..protocol.moves import (
+from ..protocol import (
     canonical_move,
     canonical_vote,
     compact_move,

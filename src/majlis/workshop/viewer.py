@@ -33,8 +33,7 @@ from typing import Any, Literal
 
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..run.folder import RunDir
-from ..run.session import load_snapshot
+from ..run import RunDir, load_snapshot
 from ..scenario.load import AgentCard, LoadedScenario
 from .tags import TAGS
 

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         where = exc.ctx.command_path if exc.ctx is not None else "majlis"
         fail(f"majlis: error: {exc.format_message()} (see '{where} --help')")
         return 2
-    except click_errors.Abort:
+    except typer.Abort:  # end of input at a prompt (Typer's own Abort, not Click's)
         fail("majlis: interrupted")
         return 130
     except click_errors.ClickException as exc:
