@@ -105,7 +105,7 @@ def fake_embedded(monkeypatch: pytest.MonkeyPatch):
         started.append(srv.start())
         return srv
 
-    monkeypatch.setattr(embedded, "start_embedded", start)
+    monkeypatch.setattr("majlis.model.start_embedded", start)  # players start it via the face
     return started
 
 

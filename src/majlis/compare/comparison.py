@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
-from ..evals.metrics import compute_metrics, summary_row
+from ..evals import compute_metrics, summary_row
 from ..run import RunDir, load_snapshot
 from .stats import Interval, PairedTest, bootstrap_ci, sign_flip_test
 

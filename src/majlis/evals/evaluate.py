@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import RunError, UserError
 from ..files import write_json_atomic
 from ..model import ModelClient, ModelConfig, ResponseCache, SampleCounter, make_client
-from ..protocol.prompting import Templates
+from ..protocol import Templates
 from ..run import RunDir, first_error, load_snapshot, read_json_object
 from .checks import KINDS, Finding, run_checks
 from .judge import PartyVerdict, Rubric, judge_party, load_rubric

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from ..errors import MajlisError
-from ..protocol.moves import compact_move, compact_vote
+from ..protocol import compact_move, compact_vote
 
 STYLES = {"": 1.0, "linear": 1.0, "firm": 3.0, "soft": 0.4}
 

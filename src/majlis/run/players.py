@@ -74,7 +74,7 @@ class Players:
     async def open(self) -> None:
         if any(c.is_embedded for c in self.configs.values()):
             # the module itself, at call time: it brings llama.cpp, wanted only here
-            from ..model.embedded import MODEL_NAME, start_embedded
+            from ..model import MODEL_NAME, start_embedded
 
             seed = next((c.seed for c in self.configs.values() if c.seed is not None), 0)
             self.server = start_embedded(seed=seed or 0, activity=self.activity)

@@ -19,9 +19,9 @@ from typing import Any
 
 from ..evals import PartyMetrics, RunMetrics, compute_metrics
 from ..files import write_text_atomic
-from ..protocol.rules import score
+from ..protocol import score
 from ..run import RunDir, load_snapshot
-from ..scenario.load import LoadedScenario
+from ..scenario import LoadedScenario
 from .debrief_render import Block, Section, to_html, to_markdown
 from .debrief_texts import DebriefTexts, fill, load_texts
 from .tags import read_annotations

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from ..errors import UserError
 from ..files import write_text_atomic
 from ..run import RunDir, load_snapshot
-from ..scenario.load import AgentCard, LoadedScenario
+from ..scenario import AgentCard, LoadedScenario
 from .tags import TAGS
 
 Audience = Literal["facilitator", "participant"]
