@@ -1,23 +1,33 @@
-"""Shared fixtures: the repository's data, a copy to break, and a loopback server."""
+"""Shared fixtures and helpers: the repository's data, a copy to break, a loopback server,
+reading a run's events, running `majlis` in a subprocess, and writing an experiment."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from majlis.model import LoopbackServer, scripted_responder
+from majlis.compare import Experiment
+from majlis.model import Completion, LoopbackServer, scripted_responder
 
 REPO = Path(__file__).resolve().parents[1]
 VOLATILE = ("ts", "latency_ms", "call_id")
+# `majlis` as the console script runs it (both call majlis.cli.main), in this interpreter
+MAJLIS = (sys.executable, "-m", "majlis")
 
 
 @pytest.fixture
 def home() -> Path:
+    """The repository's own data, read only."""
     return REPO
 
 
@@ -46,6 +56,131 @@ def stable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             e["usage"] = None
         out.append(e)
     return out
+
+
+def events_of(run: Path | Any) -> list[dict[str, Any]]:
+    """Every event of a run, from its folder, its RunDir or the result of run_session."""
+    if not isinstance(run, Path):
+        run = getattr(run, "run_dir", run).path
+    return [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+
+
+def sweep_events(sweep: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every run's events in a sweep's folder, by run id."""
+    return {run.name: events_of(run) for run in sorted((sweep / "runs").iterdir())}
+
+
+def event(
+    seq: int,
+    rnd: int,
+    type_: str,
+    speaker: str,
+    audience: Any,
+    content: dict[str, Any],
+    ts: str = "2026-01-01T00:00:00+00:00",
+) -> dict[str, Any]:
+    """One event as a session records it, made by hand: no model call behind it."""
+    return {
+        "seq": seq,
+        "round": rnd,
+        "type": type_,
+        "speaker": speaker,
+        "audience": audience,
+        "content": content,
+        "call_id": None,
+        "usage": None,
+        "latency_ms": None,
+        "ts": ts,
+    }
+
+
+class FailAfter:
+    """The scripted player, until it has answered `n` calls; then the server errors."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, body: dict[str, Any]) -> Completion:
+        if self.n <= 0:
+            raise RuntimeError("the model server fell over")
+        self.n -= 1
+        return scripted_responder(body)
+
+
+def add_variant(home: Path, name: str, text: str) -> Path:
+    """A new prompt variant under `home`, its variant.yaml holding `text`."""
+    folder = home / "prompts" / "variants" / name
+    folder.mkdir()
+    (folder / "variant.yaml").write_text(text)
+    return folder
+
+
+def experiment(
+    base_url: str,
+    variants: list[str] | None = None,
+    *,
+    path: Path | None = None,
+    model_name: str = "scripted",
+    default: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Experiment:
+    """An experiment of the scripted player at base_url; with `path`, also written there as YAML."""
+    # named "test" unless `name` is given; `default` holds model settings over the player's own
+    spec: dict[str, Any] = {"name": "test", **fields}
+    if variants is not None:
+        spec["variants"] = variants
+    model = {"model": "scripted", "base_url": base_url, **(default or {})}
+    spec["models"] = [{"name": model_name, "default": model}]
+    exp = Experiment.model_validate(spec)
+    if path is not None:
+        path.write_text(yaml.safe_dump(spec))
+    return exp
+
+
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus `extra`, unbuffered: a killed child has written its lines."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` to its end in environment(env), its output captured as text."""
+    return subprocess.run(
+        list(argv),
+        env=environment(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
+
+
+def majlis_process(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`majlis ARGS` in a fresh interpreter, run to its end (see run_process)."""
+    return run_process([*MAJLIS, *args], env=env, cwd=cwd, timeout=timeout, **kwargs)
+
+
+def majlis_started(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`majlis ARGS` started in a fresh interpreter and left running, its output discarded."""
+    return subprocess.Popen(
+        [*MAJLIS, *args],
+        env=environment(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's Chromium: never a browser download of Playwright's

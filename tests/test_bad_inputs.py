@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import add_variant
 from typer.testing import CliRunner
 
 from majlis.cli import app
@@ -65,9 +66,7 @@ def _read_only_runs(home: Path, tmp: Path) -> None:
 
 
 def _variant_for_unknown_party(home: Path, tmp: Path) -> None:
-    folder = home / "prompts" / "variants" / "pentagon-hawks"
-    folder.mkdir()
-    (folder / "variant.yaml").write_text("models:\n  pentagon: {temperature: 0.1}\n")
+    add_variant(home, "pentagon-hawks", "models:\n  pentagon: {temperature: 0.1}\n")
 
 
 def _corrupt_run(home: Path, tmp: Path) -> None:

@@ -7,8 +7,9 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
+from conftest import events_of, experiment
 
-from majlis.compare import Experiment, run_sweep
+from majlis.compare import run_sweep
 from majlis.errors import BudgetExceeded
 from majlis.model import (
     Budget,
@@ -63,7 +64,7 @@ async def test_session_stops_cleanly_at_its_call_budget(home: Path, tmp_path: Pa
     assert o.stopped and "15 model calls" in o.stopped
     assert result.manifest.status == "complete"
     assert o.calls <= 15 and o.rounds_used < 6
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
     assert [e["seq"] for e in events] == list(range(len(events)))
     assert events[-1]["type"] == "outcome" and events[-1]["content"]["stopped"] == o.stopped
 
@@ -72,19 +73,16 @@ async def test_session_stops_cleanly_at_its_call_budget(home: Path, tmp_path: Pa
 async def test_sweep_budget_caps_the_whole_sweep(home: Path, tmp_path: Path, workers: int) -> None:
     # with two worker processes, one session runs in each: the budget is still one budget
     with LoopbackServer(scripted_responder) as srv:
-        exp = Experiment.model_validate(
-            {
-                "name": "capped",
-                "variants": ["baseline"],
-                "seeds": 4,
-                "rounds": 2,
-                "concurrency": workers,
-                "workers": workers,
-                "models": [
-                    {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
-                ],
-                "sweep_budget": {"max_calls": 40},
-            }
+        exp = experiment(
+            srv.base_url,
+            ["baseline"],
+            name="capped",
+            seeds=4,
+            rounds=2,
+            concurrency=workers,
+            workers=workers,
+            model_name="s",
+            sweep_budget={"max_calls": 40},
         )
         result = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
         assert srv.calls <= 40 + 6 * workers, "at most a step's calls per session past it"

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from conftest import stable
+from conftest import events_of, stable
 
 from majlis.model import LoopbackServer, ModelConfig, ResponseCache, scripted_responder
 from majlis.run import RunOptions, run_session
-
-
-def events(result) -> list[dict]:
-    return [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
 
 
 async def test_rerun_from_cache_makes_no_calls(home: Path, tmp_path: Path) -> None:
@@ -32,7 +27,7 @@ async def test_rerun_from_cache_makes_no_calls(home: Path, tmp_path: Path) -> No
         second = await run_session(RunOptions(**opts))
         assert srv.calls == calls, "the second run was served from the cache"
     assert cache.stats.hits == calls
-    a, b = events(first), events(second)
+    a, b = events_of(first), events_of(second)
     assert stable(a) == stable(b)
     assert [e["call_id"] for e in a] == [e["call_id"] for e in b], "even call ids replay"
     assert first.outcome == second.outcome

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import event
 from typer.testing import CliRunner
 
 from majlis.cli import app
@@ -40,19 +41,7 @@ def talk(*lines: tuple[str, str] | tuple[str, str, str]) -> list[dict[str, Any]]
         else:
             speaker, to, text = line
             typ, audience, content = "side_message", [speaker, to], {"to": to, "text": text}
-        event = {
-            "seq": seq,
-            "round": 1,
-            "type": typ,
-            "speaker": speaker,
-            "audience": audience,
-            "content": content,
-            "call_id": None,
-            "usage": None,
-            "latency_ms": None,
-            "ts": "2026-01-01T00:00:00+00:00",
-        }
-        events.append(check_event(event))
+        events.append(check_event(event(seq, 1, typ, speaker, audience, content)))
     return events
 
 
@@ -130,38 +119,51 @@ def test_side_message_repeated_in_public_by_its_recipient(loaded: LoadedScenario
     assert "repeats side message 0 from kurds" in found[0].detail
 
 
-def test_side_message_used_by_a_party_that_never_saw_it(loaded: LoadedScenario) -> None:
-    events = talk(
-        (
-            "tehran",
-            "militias",
-            "Hold your drones for six weeks and we will press Baghdad to drop the prosecutions.",
-        ),
-        (
+@pytest.mark.parametrize(
+    ("lines", "leaker"),
+    [
+        pytest.param(
+            [
+                (
+                    "tehran",
+                    "militias",
+                    "Hold your drones for six weeks and we will press Baghdad to drop the "
+                    "prosecutions.",
+                ),
+                (
+                    "sunnis",
+                    "We hear the drones will be held for six weeks while Baghdad is pressed to "
+                    "drop prosecutions.",
+                ),
+            ],
             "sunnis",
-            "We hear the drones will be held for six weeks while Baghdad is pressed to "
-            "drop prosecutions.",
+            id="used-by-a-party-that-never-saw-it",
         ),
-    )
-    assert [(f.party, f.seq) for f in side_leaks(loaded, events)] == [("sunnis", 1)]
-
-
-def test_side_message_forwarded_to_a_third_party(loaded: LoadedScenario) -> None:
-    events = talk(
-        (
-            "washington",
+        pytest.param(
+            [
+                (
+                    "washington",
+                    "sudani",
+                    "We could accept a two-year timetable if the commanders "
+                    "behind Tower 22 are handed over.",
+                ),
+                (
+                    "sudani",
+                    "tehran",
+                    "The Americans would take a two-year timetable if the Tower 22 "
+                    "commanders are handed over to us.",
+                ),
+            ],
             "sudani",
-            "We could accept a two-year timetable if the commanders "
-            "behind Tower 22 are handed over.",
+            id="forwarded-to-a-third-party",
         ),
-        (
-            "sudani",
-            "tehran",
-            "The Americans would take a two-year timetable if the Tower 22 "
-            "commanders are handed over to us.",
-        ),
-    )
-    assert [(f.party, f.seq) for f in side_leaks(loaded, events)] == [("sudani", 1)]
+    ],
+)
+def test_side_message_that_reaches_a_party_it_was_not_for(
+    loaded: LoadedScenario, lines: list[tuple[str, str] | tuple[str, str, str]], leaker: str
+) -> None:
+    events = talk(*lines)
+    assert [(f.party, f.seq) for f in side_leaks(loaded, events)] == [(leaker, 1)]
 
 
 def test_side_talk_that_is_no_leak(loaded: LoadedScenario) -> None:

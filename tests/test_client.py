@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import events_of
 
 from majlis.errors import ModelBehaviourError
 from majlis.model import (
@@ -109,7 +110,7 @@ async def test_a_bad_model_is_a_failed_turn_not_a_crash(home: Path, tmp_path: Pa
     with LoopbackServer(Sabotage()) as srv:
         cfg = ModelConfig(model="scripted", base_url=srv.base_url, output_retries=1)
         result = await run_session(RunOptions(model=cfg, home=home, runs_root=tmp_path, rounds=2))
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
     errors = [e for e in events if e["type"] == "error"]
     assert len(errors) == 2 and {e["content"]["party"] for e in errors} == {"washington"}
     assert all(e["audience"] == [] for e in errors), "failures are for the facilitator only"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import events_of
 
 from majlis.errors import UserError
 from majlis.model import LoopbackServer, ModelConfig, scripted_responder
@@ -50,7 +51,7 @@ async def test_window_keeps_the_prompt_flat(home: Path, tmp_path: Path) -> None:
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["context_policy"] == "window:2"
     # no loss of what the party needs: its own last proposal, side talk to it, everyone's positions
-    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    events = events_of(run)
     last = moves[-1]["messages"][-1]["content"]
     before = [e for e in events if e["round"] < 12]
     own = [e for e in before if e["type"] == "proposal" and e["speaker"] == "kurds"]

@@ -11,34 +11,30 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import REPO, stable
+from conftest import (
+    REPO,
+    events_of,
+    experiment,
+    majlis_process,
+    majlis_started,
+    stable,
+    sweep_events,
+)
 
 from majlis.model import LoopbackServer, scripted_responder
 
 SEED = 20240128
-# the `majlis` console script's entry point, run by this interpreter
-MAJLIS = (sys.executable, "-c", "from majlis.cli import app; app(prog_name='majlis')")
-RUN_IDS = {f"{v}--scripted--s{s}" for v in ("baseline", "firm-washington") for s in (1, 2, 3)}
-
-
-def all_events(sweep: Path) -> dict[str, list[dict[str, Any]]]:
-    out = {}
-    for run in sorted((sweep / "runs").glob("*")):
-        path = run / "events.jsonl"
-        if path.exists():
-            out[run.name] = [json.loads(x) for x in path.read_text().splitlines()]
-    return out
+VARIANTS = ["baseline", "firm-washington"]
+RUN_IDS = {f"{v}--scripted--s{s}" for v in VARIANTS for s in (1, 2, 3)}
+# the sweep: each variant with seeds 1-3, three rounds a session, two sessions at a time
+SWEEP = {"name": "crash", "variants": VARIANTS, "seeds": 3, "rounds": 3, "concurrency": 2}
 
 
 def events_written(sweep: Path) -> int:
@@ -84,47 +80,27 @@ async def test_a_kill_between_a_steps_writes_and_its_checkpoint_loses_and_repeat
         await run_session(RunOptions(**opts, runs_root=tmp_path, run_id="cut"))
     assert fired == [step]
     await resume_session(tmp_path / "cut")
-    events = [json.loads(x) for x in (tmp_path / "cut" / "events.jsonl").read_text().splitlines()]
-    ref = [json.loads(x) for x in reference.run_dir.events_path.read_text().splitlines()]
+    events = events_of(tmp_path / "cut")
+    ref = events_of(reference)
     assert [e["seq"] for e in events] == list(range(len(events))), "no event twice"
     assert stable(events) == stable(ref)
 
 
 def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_path: Path) -> None:
     rng = random.Random(SEED)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with LoopbackServer(scripted_responder, latency=0.01) as server:
-        experiment = tmp_path / "crash.yaml"
-        experiment.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "crash",
-                    "variants": ["baseline", "firm-washington"],
-                    "seeds": 3,
-                    "rounds": 3,
-                    "concurrency": 2,
-                    "models": [
-                        {
-                            "name": "scripted",
-                            "default": {"model": "scripted", "base_url": server.base_url},
-                        }
-                    ],
-                }
-            )
-        )
+        spec = tmp_path / "crash.yaml"
+        experiment(server.base_url, path=spec, **SWEEP)
 
         def sweep(out: str, cache: str) -> list[str]:
             return [
-                *(*MAJLIS, "sweep", str(experiment)),
-                *("--home", str(REPO), "--out", str(tmp_path / out)),
+                *("sweep", str(spec), "--home", str(REPO), "--out", str(tmp_path / out)),
                 *("--cache-file", str(tmp_path / cache)),
             ]
 
-        ref = subprocess.run(
-            sweep("ref", "ref.sqlite"), env=env, capture_output=True, text=True, timeout=300
-        )
+        ref = majlis_process(*sweep("ref", "ref.sqlite"))
         assert ref.returncode == 0, ref.stderr
-        reference = all_events(tmp_path / "ref")
+        reference = sweep_events(tmp_path / "ref")
         assert set(reference) == RUN_IDS
         total = sum(len(e) for e in reference.values())
 
@@ -132,12 +108,7 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_pat
         points = sorted(rng.sample(range(total // 10, total * 9 // 10), k=rng.randint(3, 5)))
         killed_running = 0
         for point in points:
-            proc = subprocess.Popen(
-                sweep("cut", "cut.sqlite"),
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            proc = majlis_started(*sweep("cut", "cut.sqlite"))
             start = events_written(cut) if cut.exists() else 0
             target = max(point, start + rng.randint(1, 12))  # always some progress first
             deadline = time.monotonic() + 120
@@ -158,13 +129,11 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_pat
         ]
         assert unfinished, "the kills left work to resume"
 
-        final = subprocess.run(
-            sweep("cut", "cut.sqlite"), env=env, capture_output=True, text=True, timeout=300
-        )
+        final = majlis_process(*sweep("cut", "cut.sqlite"))
         assert final.returncode == 0, final.stderr
         assert "0 failed" in final.stdout
 
-    resumed = all_events(cut)
+    resumed = sweep_events(cut)
     assert set(resumed) == RUN_IDS
     for run_id, events in resumed.items():
         assert [e["seq"] for e in events] == list(range(len(events))), f"{run_id}: seq"
@@ -179,10 +148,5 @@ def test_a_sweep_killed_at_random_points_resumes_to_the_same_transcripts(tmp_pat
 
 
 def test_python_dash_m_knows_every_command() -> None:
-    res = subprocess.run(
-        [sys.executable, "-m", "majlis", "sweep", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = majlis_process("sweep", "--help", timeout=60)
     assert res.returncode == 0, res.stderr

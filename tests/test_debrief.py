@@ -8,10 +8,10 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
+from conftest import events_of
 
 from majlis.errors import ScenarioError
 from majlis.model import ModelConfig
@@ -42,17 +42,13 @@ def run(request: pytest.FixtureRequest, made: dict[int, Path], tmp_path: Path) -
     by Washington has a facilitator's tag."""
     path = tmp_path / "run"
     shutil.copytree(made[request.param], path)
-    events = read_events(path)
+    events = events_of(path)
     last = max(e["seq"] for e in events if e["type"] == "message" and e["speaker"] == "tehran")
     events[last]["content"]["text"] = PAYLOAD
     (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     first = next(e for e in events if e["type"] == "message" and e["speaker"] == "washington")
     add_annotation(path, first["seq"], "turning_point", NOTE)
     return path
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (path / "events.jsonl").read_text().splitlines()]
 
 
 class Doc(HTMLParser):
@@ -119,7 +115,7 @@ def test_debrief_holds_the_outcome_the_record_and_questions(run: Path) -> None:
     outcome = json.loads((run / "outcome.json").read_text())
     snapshot = json.loads((run / "scenario.json").read_text())
     cards, agenda = snapshot["cards"], snapshot["scenario"]["agenda"]
-    events = {e["seq"]: e for e in read_events(run)}
+    events = {e["seq"]: e for e in events_of(run)}
     doc = parse(page)
 
     # what was agreed: every issue with its option's label (or no agreement)

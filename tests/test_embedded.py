@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import events_of
 
 from majlis.model import Activity, ModelConfig, gguf_path
 from majlis.protocol import readable
@@ -45,7 +46,7 @@ async def test_one_round_on_the_embedded_model_in_the_compact_profile(
             activity=Counting(),
         )
     )
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
     calls = [e for e in events if e["usage"]]
     assert calls, "the model answered"
     assert all(e["usage"]["completion_tokens"] > 5 for e in calls)

@@ -22,12 +22,12 @@ from typing import Any
 import openai
 import pytest
 import yaml
-from conftest import REPO, stable
+from conftest import REPO, events_of, experiment, stable
 from starlette.responses import JSONResponse
 from typer.testing import CliRunner
 
 from majlis.cli import app
-from majlis.compare import Experiment, run_sweep
+from majlis.compare import run_sweep
 from majlis.model import (
     KINDS,
     OUTPUT,
@@ -50,10 +50,6 @@ GOOD_VOTE = json.dumps({"private_reasoning": "fine", "vote": "accept"})
 runner = CliRunner()
 
 
-def events_of(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-
-
 def assert_whole(events: list[dict[str, Any]]) -> None:
     assert [e["seq"] for e in events] == list(range(len(events))), "no gaps, no duplicates"
     assert [e["type"] for e in events].count("outcome") == 1
@@ -70,6 +66,11 @@ def cfg(server: LoopbackServer, kind: str | None = None, **kw: Any) -> ModelConf
     )
 
 
+def options(model: ModelConfig, runs_root: Path, **kw: Any) -> RunOptions:
+    """A session of ROUNDS rounds on the repository's data, its run folder under runs_root."""
+    return RunOptions(model=model, home=REPO, runs_root=runs_root, rounds=ROUNDS, **kw)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """A clean session over HTTP: what every transport-faulted session must reproduce."""
@@ -77,8 +78,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
     async def go() -> Path:
         with LoopbackServer(scripted_responder) as srv:
-            opts = RunOptions(model=cfg(srv), home=REPO, runs_root=out, rounds=ROUNDS, seed=SEED)
-            return (await run_session(opts)).run_dir.path
+            return (await run_session(options(cfg(srv), out, seed=SEED))).run_dir.path
 
     return events_of(asyncio.run(go()))
 
@@ -206,13 +206,10 @@ async def test_transient_transport_faults_leave_the_transcript_untouched(
 ) -> None:
     server, plan = faulty
     use(plan, schedule=dict.fromkeys((4, 10), kind))
-    opts = RunOptions(
-        model=cfg(server, kind), home=REPO, runs_root=tmp_path, rounds=ROUNDS, seed=SEED
-    )
-    result = await run_session(opts)
+    result = await run_session(options(cfg(server, kind), tmp_path, seed=SEED))
     assert plan.count(kind) == 2
     assert result.manifest.status == "complete"
-    events = events_of(result.run_dir.path)
+    events = events_of(result)
     assert_whole(events)
     assert stable(events) == stable(reference), "retries are invisible in the transcript"
     assert server.calls == len(reference_calls(reference)) + 2
@@ -228,15 +225,8 @@ async def test_transient_bad_output_is_repaired_by_re_asking(
 ) -> None:
     server, plan = faulty
     use(plan, schedule=dict.fromkeys((3, 9, 10), kind))
-    opts = RunOptions(
-        model=cfg(server, output_retries=2),
-        home=REPO,
-        runs_root=tmp_path,
-        rounds=ROUNDS,
-        seed=SEED,
-    )
-    result = await run_session(opts)
-    events = events_of(result.run_dir.path)
+    result = await run_session(options(cfg(server, output_retries=2), tmp_path, seed=SEED))
+    events = events_of(result)
     assert_whole(events)
     assert result.manifest.status == "complete"
     assert not [e for e in events if e["type"] == "error"], "every bad reply was repaired"
@@ -251,11 +241,8 @@ async def test_a_party_whose_output_never_fits_has_failed_turns(
 ) -> None:
     server, plan = faulty
     use(plan, rates={kind: 1.0}, parties=frozenset({"washington"}))
-    opts = RunOptions(
-        model=cfg(server, output_retries=1), home=REPO, runs_root=tmp_path, rounds=ROUNDS
-    )
-    result = await run_session(opts)
-    events = events_of(result.run_dir.path)
+    result = await run_session(options(cfg(server, output_retries=1), tmp_path))
+    events = events_of(result)
     assert_whole(events)
     assert result.manifest.status == "complete"
     errors = [e for e in events if e["type"] == "error"]
@@ -273,14 +260,7 @@ async def test_a_lasting_fault_fails_the_run_which_resumes_when_it_stops(
 ) -> None:
     server, plan = faulty
     use(plan, rates={kind: 1.0}, first=12)  # inside round 1's vote or round 2's turns
-    opts = RunOptions(
-        model=cfg(server, kind, max_retries=1),
-        home=REPO,
-        runs_root=tmp_path,
-        rounds=ROUNDS,
-        seed=SEED,
-        run_id="cut",
-    )
+    opts = options(cfg(server, kind, max_retries=1), tmp_path, seed=SEED, run_id="cut")
     with pytest.raises((openai.APIError, BadResponseError)):
         await run_session(opts)
     run = tmp_path / "cut"
@@ -310,13 +290,7 @@ async def test_an_error_message_over_several_lines_is_recorded_on_one(
         return JSONResponse({"error": {"message": message, "type": "server_error"}}, 500)
 
     with LoopbackServer(scripted_responder, fault=fault) as server:
-        opts = RunOptions(
-            model=cfg(server, max_retries=1),
-            home=REPO,
-            runs_root=tmp_path,
-            rounds=ROUNDS,
-            run_id="cut",
-        )
+        opts = options(cfg(server, max_retries=1), tmp_path, run_id="cut")
         with pytest.raises(openai.InternalServerError) as info:
             await run_session(opts)
     assert "\n" not in str(info.value) and "\t" not in str(info.value)
@@ -332,13 +306,7 @@ async def test_resume_keeps_the_runs_transport_settings(
 ) -> None:
     server, plan = faulty
     use(plan, rates={"503": 1.0}, first=12)
-    opts = RunOptions(
-        model=cfg(server, max_retries=0),
-        home=REPO,
-        runs_root=tmp_path,
-        rounds=ROUNDS,
-        run_id="cut",
-    )
+    opts = options(cfg(server, max_retries=0), tmp_path, run_id="cut")
     with pytest.raises(openai.InternalServerError):
         await run_session(opts)
     use(plan, rates={}, schedule={server.calls + 1: "503"})  # one more 503, then fine
@@ -350,14 +318,13 @@ async def test_a_sweep_records_failed_sessions_and_finishes_them_later(
     faulty: tuple[LoopbackServer, FaultPlan], tmp_path: Path
 ) -> None:
     server, plan = faulty
-    exp = Experiment.model_validate(
-        {
-            "name": "faulty",
-            "seeds": 2,
-            "rounds": ROUNDS,
-            "concurrency": 2,
-            "models": [{"name": "scripted", "default": cfg(server, max_retries=1).model_dump()}],
-        }
+    exp = experiment(
+        server.base_url,
+        name="faulty",
+        seeds=2,
+        rounds=ROUNDS,
+        concurrency=2,
+        default=cfg(server, max_retries=1).model_dump(),
     )
     use(plan, rates={"503": 1.0}, first=20)
     first = await run_sweep(exp, tmp_path / "sweep", REPO)

@@ -15,6 +15,7 @@ from typing import Any
 
 import openai
 import pytest
+from conftest import events_of as _events
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -44,11 +45,6 @@ from majlis.scenario import load_scenario
 
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
-
-
-def _events(result: Any) -> list[dict[str, Any]]:
-    lines = result.run_dir.events_path.read_text().splitlines()
-    return [json.loads(x) for x in lines]
 
 
 def _slow(seconds: float):

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO
+from conftest import REPO, events_of
 
 from majlis.model import Completion, LoopbackServer, ModelConfig, party_of, scripted
 from majlis.run import RunOptions, run_session
@@ -83,7 +83,7 @@ def record_lines(user: str) -> list[str]:
 async def test_a_hostile_party_cannot_break_out_of_the_record(tmp_path: Path) -> None:
     assert len(MESSAGE) <= 1200, "the attack fits in one public message"
     requests, result = await play(MESSAGE, tmp_path)
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
 
     assert result.manifest.status == "complete"
     assert not [e for e in events if e["type"] == "error"], "every player still read its prompt"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conftest import events_of
 from typer.testing import CliRunner
 
 from majlis.cli import app
@@ -60,7 +61,7 @@ def test_trainee_plays_washington_from_the_terminal(home: Path, tmp_path: Path) 
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["parties"]["washington"]["played_by"] == "human"
     assert manifest["parties"]["tehran"]["played_by"] == "model"
-    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    events = events_of(run)
     said = [e for e in events if e["type"] == "message" and e["speaker"] == "washington"]
     assert [e["content"]["text"] for e in said] == ["We want a partnership, not a rupture."] * 2
     assert said[0]["content"]["positions"] == {
@@ -137,7 +138,7 @@ async def test_the_person_sees_exactly_what_the_agent_would(home: Path, tmp_path
         "sunnis",
         Templates(home),
     )
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
     first_move_seq = next(e["seq"] for e in events if e["speaker"] == "sunnis")
     proposal = next(e for e in reversed(events[:first_move_seq]) if e["type"] == "proposal")
     standing = {

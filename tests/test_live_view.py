@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import event
 from rich.console import Console
 
 from majlis.cli.live import BALLOT, LiveView
@@ -60,20 +61,8 @@ class Feed:
         self.round = 0
 
     def event(self, type_: str, speaker: str, audience: Any, content: dict[str, Any]) -> None:
-        self.view(
-            {
-                "seq": next(self.seq),
-                "round": self.round,
-                "type": type_,
-                "speaker": speaker,
-                "audience": audience,
-                "content": content,
-                "call_id": None,
-                "usage": None,
-                "latency_ms": None,
-                "ts": "2025-01-01T00:00:00.000+00:00",
-            }
-        )
+        seq, ts = next(self.seq), "2025-01-01T00:00:00.000+00:00"
+        self.view(event(seq, self.round, type_, speaker, audience, content, ts))
 
     def round_(self, order: list[str] = ORDER) -> None:
         self.round += 1
@@ -129,6 +118,14 @@ class Feed:
         self.event("outcome", "facilitator", "all", content)
 
 
+def round_one(loaded: LoadedScenario, activity: Activity | None = None) -> tuple[LiveView, Feed]:
+    """A view, and a feed that has just begun round 1 on it."""
+    view, _ = make_view(loaded, activity)
+    feed = Feed(view)
+    feed.round_()
+    return view, feed
+
+
 def test_the_first_in_order_speaks_once_the_round_begins(loaded: LoadedScenario) -> None:
     view, _ = make_view(loaded)
     assert view.waiting_on() is None and view.status_text() == ""
@@ -140,9 +137,7 @@ def test_the_first_in_order_speaks_once_the_round_begins(loaded: LoadedScenario)
 
 
 def test_each_message_passes_the_turn_to_the_next_in_order(loaded: LoadedScenario) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     seen = [view.waiting_on()]
     for i, party in enumerate(ORDER[:-1]):
         # the private note comes first and does not end the turn
@@ -161,9 +156,7 @@ def test_each_message_passes_the_turn_to_the_next_in_order(loaded: LoadedScenari
 def test_a_failed_move_passes_the_turn_but_a_failed_vote_does_not(
     loaded: LoadedScenario,
 ) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     feed.move("sudani", proposal=True)
     feed.move("washington")
     feed.failed("tehran", "move")
@@ -178,9 +171,7 @@ def test_a_failed_move_passes_the_turn_but_a_failed_vote_does_not(
 def test_the_room_votes_after_the_last_turn_while_a_proposal_stands(
     loaded: LoadedScenario,
 ) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     for p in ORDER[:-1]:
         feed.move(p)
     assert view.waiting_on() == "sunnis"
@@ -202,9 +193,7 @@ def test_the_room_votes_after_the_last_turn_while_a_proposal_stands(
 def test_without_a_proposal_nobody_is_awaited_after_the_last_turn(
     loaded: LoadedScenario,
 ) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     for p in ORDER:
         feed.move(p, side_to="washington" if p != "washington" else None)
     assert view.waiting_on() is None and view.status_text() == ""
@@ -213,9 +202,7 @@ def test_without_a_proposal_nobody_is_awaited_after_the_last_turn(
 
 
 def test_nothing_is_pending_after_the_outcome(loaded: LoadedScenario) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     feed.move("sudani", proposal=True)
     feed.outcome()  # e.g. a budget stop mid-round ends the session at once
     assert view.waiting_on() is None
@@ -226,9 +213,7 @@ def test_nothing_is_pending_after_the_outcome(loaded: LoadedScenario) -> None:
 def test_status_without_a_meter_shows_who_and_seconds_since_the_turn_began(
     loaded: LoadedScenario, clock: Clock
 ) -> None:
-    view, _ = make_view(loaded)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded)
     clock.now += 30
     feed.move("sudani")
     clock.now += 14.6
@@ -239,9 +224,7 @@ def test_status_without_a_meter_shows_who_and_seconds_since_the_turn_began(
 
 def test_status_reads_then_writes_with_a_rate(loaded: LoadedScenario, clock: Clock) -> None:
     meter = Activity()
-    view, _ = make_view(loaded, meter)
-    feed = Feed(view)
-    feed.round_()
+    view, _ = round_one(loaded, meter)
     assert view.status_text() == "Prime Minister Sudani is speaking · 0 s"  # meter idle
     meter.begin(prompt_tokens=812)
     clock.now += 3
@@ -260,9 +243,7 @@ def test_status_reads_then_writes_with_a_rate(loaded: LoadedScenario, clock: Clo
 
 def test_ballot_status_shows_the_meter(loaded: LoadedScenario, clock: Clock) -> None:
     meter = Activity()
-    view, _ = make_view(loaded, meter)
-    feed = Feed(view)
-    feed.round_()
+    view, feed = round_one(loaded, meter)
     for p in ORDER:
         feed.move(p, proposal=p == "kurds")
     clock.now += 5

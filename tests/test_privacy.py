@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import events_of
 
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
 from majlis.run import RunOptions, run_session
@@ -91,7 +92,7 @@ async def test_no_private_material_crosses_parties(
         )
         requests = list(server.requests)
 
-    events = [json.loads(x) for x in result.run_dir.events_path.read_text().splitlines()]
+    events = events_of(result)
     assert sum(e["type"] == "side_message" for e in events) >= 6
     assert sum(e["type"] == "private_note" for e in events) >= 18
 

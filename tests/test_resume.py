@@ -4,42 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from conftest import stable
+from conftest import FailAfter, events_of as read_events, majlis_process, majlis_started, stable
 
-from majlis.model import Completion, LoopbackServer, ModelConfig, scripted_responder
+from majlis.model import LoopbackServer, ModelConfig, scripted_responder
 from majlis.run import RunDir, RunOptions, resume_session, run_session
-
-
-def read_events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (path / "events.jsonl").read_text().splitlines()]
 
 
 def assert_whole(events: list[dict[str, Any]]) -> None:
     assert [e["seq"] for e in events] == list(range(len(events))), "no gaps, no duplicates"
     assert events[-1]["type"] == "outcome"
-
-
-class FailAfter:
-    """The scripted player, until it has answered `n` calls; then the server errors."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __call__(self, body: dict[str, Any]) -> Completion:
-        if self.n <= 0:
-            raise RuntimeError("the model server fell over")
-        self.n -= 1
-        return scripted_responder(body)
 
 
 async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_path: Path) -> None:
@@ -73,11 +53,8 @@ async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_
 
 
 def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with LoopbackServer(scripted_responder, latency=0.03) as server:
-        base = [sys.executable, "-m", "majlis"]
         run = [
-            *base,
             "run",
             "--model",
             "scripted",
@@ -87,22 +64,11 @@ def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None
             "--home",
             str(home),
         ]
-        ref = subprocess.run(
-            [*run, "--out", str(tmp_path / "ref")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        ref = majlis_process(*run, "--out", str(tmp_path / "ref"))
         assert ref.returncode == 0, ref.stderr
         ref_dir = next((tmp_path / "ref").iterdir())
 
-        proc = subprocess.Popen(
-            [*run, "--out", str(tmp_path / "cut")],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        proc = majlis_started(*run, "--out", str(tmp_path / "cut"))
         deadline = time.monotonic() + 120
         events_file = None
         while time.monotonic() < deadline:
@@ -117,13 +83,7 @@ def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None
         cut_dir = events_file.parent
         assert not (cut_dir / "outcome.json").exists()
 
-        resumed = subprocess.run(
-            [*base, "resume", str(cut_dir), "--quiet"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        resumed = majlis_process("resume", str(cut_dir), "--quiet")
         assert resumed.returncode == 0, resumed.stderr
 
     events = read_events(cut_dir)

@@ -10,6 +10,15 @@ from majlis.protocol import rules
 from majlis.scenario import DealRule, load_scenario
 
 RULE = DealRule(veto=["a", "b"], min_accept=3, max_rounds=4)
+# the middle ground on every issue: a deal on it muddles through
+MIDDLE = {
+    "coalition": "phased",
+    "bilateral": "advisers",
+    "militias": "truce",
+    "us_response": "consent",
+    "guarantees": "monitored",
+    "economy": "conditional",
+}
 
 
 @pytest.mark.parametrize(
@@ -67,15 +76,7 @@ def test_score(package: dict[str, str], expected: int) -> None:
 
 def test_issue_agreement_and_outcome_kind(home: Path) -> None:
     s = load_scenario("cornered-in-iraq", home).scenario
-    base = {
-        "coalition": "phased",
-        "bilateral": "advisers",
-        "militias": "truce",
-        "us_response": "consent",
-        "guarantees": "monitored",
-        "economy": "conditional",
-    }
-    positions = {p: dict(base) for p in s.parties}
+    positions = {p: dict(MIDDLE) for p in s.parties}
     positions["tehran"]["coalition"] = "expel"  # one dissenter: still 5 of 6 with both vetoes
     positions["militias"]["coalition"] = "expel"  # two dissenters: 4 of 6, coalition not agreed
     positions["washington"]["economy"] = "sanctions"  # a veto dissents: not agreed
@@ -85,25 +86,14 @@ def test_issue_agreement_and_outcome_kind(home: Path) -> None:
     assert agreed["militias"] == "truce"
     assert rules.outcome_kind(False, agreed) == "partial"
     assert rules.outcome_kind(False, dict.fromkeys(agreed)) == "none"
-    assert rules.outcome_kind(True, base) == "deal"
+    assert rules.outcome_kind(True, MIDDLE) == "deal"
 
 
 @pytest.mark.parametrize(
     ("kind", "package", "branch"),
     [
         ("none", {}, "rupture"),
-        (
-            "deal",
-            {
-                "coalition": "phased",
-                "bilateral": "advisers",
-                "militias": "truce",
-                "us_response": "consent",
-                "guarantees": "monitored",
-                "economy": "conditional",
-            },
-            "muddle_through",
-        ),
+        ("deal", MIDDLE, "muddle_through"),
         ("partial", {"coalition": "phased", "us_response": "consent"}, "muddle_through"),  # lean 4
         ("partial", {"coalition": "phased"}, "rupture"),  # lean 2 < 4
         (

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, experiment, majlis_process
 from starlette.responses import JSONResponse
 
 from majlis.model import FaultPlan, LoopbackServer, scripted_responder
@@ -27,7 +24,7 @@ from majlis.model import FaultPlan, LoopbackServer, scripted_responder
 ENV = "MAJLIS_SECRET_TEST_KEY"
 KEY = "sk-majlis-" + hashlib.sha256(b"test_secrets").hexdigest()[:32]
 FORBIDDEN = (KEY.encode(), KEY[-12:].encode(), b"Authorization", b"authorization", b"Bearer")
-MAJLIS = (sys.executable, "-c", "from majlis.cli import app; app(prog_name='majlis')")
+REMOTE = {"api_key_env": ENV, "max_retries": 0}  # the scripted player's settings over HTTP
 
 
 def leaks(blob: bytes) -> list[str]:
@@ -67,32 +64,21 @@ class Echo:
 
 @pytest.fixture
 def env() -> dict[str, str]:
-    return {**os.environ, ENV: KEY, "OPENAI_LOG": "debug", "PYTHONUNBUFFERED": "1"}
-
-
-def majlis(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*MAJLIS, *args], env=env, capture_output=True, text=True, timeout=300)
+    """What the subprocesses get on top of this environment: the key, and the SDK's debug log."""
+    return {ENV: KEY, "OPENAI_LOG": "debug"}
 
 
 def experiment_file(tmp_path: Path, base_url: str) -> Path:
     path = tmp_path / "secret.yaml"
-    remote = {"model": "scripted", "base_url": base_url, "api_key_env": ENV, "max_retries": 0}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "secret",
-                "seeds": 2,
-                "rounds": 2,
-                "models": [{"name": "remote", "default": remote}],
-            }
-        )
+    experiment(
+        base_url, path=path, name="secret", seeds=2, rounds=2, model_name="remote", default=REMOTE
     )
     return path
 
 
 def models_file(tmp_path: Path, base_url: str) -> Path:
     path = tmp_path / "models.yaml"
-    remote = {"model": "scripted", "base_url": base_url, "api_key_env": ENV, "max_retries": 0}
+    remote = {"model": "scripted", "base_url": base_url, **REMOTE}
     path.write_text(yaml.safe_dump({"default": remote}))
     return path
 
@@ -104,11 +90,11 @@ def test_the_key_reaches_the_server_and_nothing_else(tmp_path: Path, env: dict[s
     plan.stop()
     with LoopbackServer(scripted_responder, api_key=KEY, fault=plan) as server:
         # a session, cached (a seed turns the cache on)
-        res = majlis(
-            env,
+        res = majlis_process(
             *("run", "--model", "scripted", "--base-url", server.base_url),
             *("--api-key-env", ENV, "--seed", "3", "--rounds", "2"),
             *("--home", str(REPO), "--out", str(runs)),
+            env=env,
         )
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 0, res.stderr
@@ -116,10 +102,10 @@ def test_the_key_reaches_the_server_and_nothing_else(tmp_path: Path, env: dict[s
 
         # a sweep, cached, into the same runs folder
         calls = server.calls
-        res = majlis(
-            env,
+        res = majlis_process(
             *("sweep", str(experiment_file(tmp_path, server.base_url)), "--home", str(REPO)),
             *("--out", str(runs / "sweeps" / "secret"), "--cache-file", str(runs / "cache.sqlite")),
+            env=env,
         )
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 0, res.stderr
@@ -128,16 +114,16 @@ def test_the_key_reaches_the_server_and_nothing_else(tmp_path: Path, env: dict[s
         # a run that fails on the endpoint's 500s, then resumes
         plan.start()
         failing = runs / "failing"
-        res = majlis(
-            env,
+        res = majlis_process(
             *("run", "--models", str(models_file(tmp_path, server.base_url)), "--rounds", "2"),
             *("--quiet", "--home", str(REPO), "--out", str(failing)),
+            env=env,
         )
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 1, res.stderr
         plan.stop()
         (run,) = failing.iterdir()
-        res = majlis(env, "resume", str(run), "--quiet")
+        res = majlis_process("resume", str(run), "--quiet", env=env)
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 0, res.stderr
 
@@ -155,18 +141,18 @@ def test_a_key_quoted_back_by_the_endpoint_is_masked(tmp_path: Path, env: dict[s
     outputs: list[str] = []
     with LoopbackServer(scripted_responder, api_key=KEY, fault=echo) as server:
         echo.on = True
-        res = majlis(
-            env,
+        res = majlis_process(
             *("run", "--models", str(models_file(tmp_path, server.base_url)), "--rounds", "2"),
             *("--quiet", "--home", str(REPO), "--out", str(runs)),
+            env=env,
         )
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 1, res.stderr
         assert "Bearer ***" in res.stderr, "the error is still reported, masked"
-        res = majlis(
-            env,
+        res = majlis_process(
             *("sweep", str(experiment_file(tmp_path, server.base_url)), "--home", str(REPO)),
             *("--no-cache", "--out", str(runs / "sweeps" / "failing")),
+            env=env,
         )
         outputs += [res.stdout, res.stderr]
         assert res.returncode == 1

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from conftest import chromium
+from conftest import chromium, events_of
 
 from majlis.errors import UserError
 from majlis.model import ModelConfig
@@ -64,10 +64,6 @@ def server(runs: list[Path]) -> Iterator[RunsServer]:
         srv.stop()
 
 
-def events(run: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
-
-
 def page_data(text: str) -> dict[str, Any]:
     raw = re.search(r'<script type="application/json" id="majlis-data">(.*?)</script>', text, re.S)
     assert raw
@@ -75,7 +71,7 @@ def page_data(text: str) -> dict[str, Any]:
 
 
 def first_message(run: Path) -> int:
-    return next(e["seq"] for e in events(run) if e["type"] == "message")
+    return next(e["seq"] for e in events_of(run) if e["type"] == "message")
 
 
 # ---------------------------------------------------------------------------------------
@@ -242,7 +238,7 @@ def test_tags_round_trip_through_the_browser(
 ) -> None:
     run = runs[1]
     seq = first_message(run)
-    other = next(e["seq"] for e in events(run) if e["type"] == "proposal")
+    other = next(e["seq"] for e in events_of(run) if e["type"] == "proposal")
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
@@ -255,7 +251,7 @@ def test_tags_round_trip_through_the_browser(
     page.locator(f'tr[data-run="{run.name}"] td:first-child a').click()
     page.wait_for_selector("html[data-editable]", timeout=10_000)
     assert page.url == f"{server.url}runs/{run.name}/facilitator"
-    assert page.locator("button.tag-add").count() == len(events(run))
+    assert page.locator("button.tag-add").count() == len(events_of(run))
 
     # pick a tag from the list, with a note that must stay text
     article = page.locator(f'article[data-seq="{seq}"]')

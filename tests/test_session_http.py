@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from conftest import events_of, stable
 
 from majlis.model import LoopbackServer, ModelConfig
 from majlis.protocol import rules
@@ -22,9 +22,7 @@ async def test_session_over_http_records_everything(
         RunOptions(model=cfg, runs_root=tmp_path, home=home, seed=7, command=["test"])
     )
     rd = result.run_dir
-    events = [
-        Event.model_validate(json.loads(line)) for line in rd.events_path.read_text().splitlines()
-    ]
+    events = [Event.model_validate(e) for e in events_of(rd)]
     assert [e.seq for e in events] == list(range(len(events)))
     assert server.calls > 0 and all(r["model"] == "scripted" for r in server.requests)
 
@@ -81,14 +79,10 @@ async def test_session_over_http_records_everything(
 
 
 async def test_scripted_session_in_process_is_deterministic(home: Path, tmp_path: Path) -> None:
-    from conftest import stable
-
     opts = dict(model=ModelConfig(model="scripted"), runs_root=tmp_path, home=home)
     a = await run_session(RunOptions(**opts))
     b = await run_session(RunOptions(**opts))
-    ea = [json.loads(x) for x in a.run_dir.events_path.read_text().splitlines()]
-    eb = [json.loads(x) for x in b.run_dir.events_path.read_text().splitlines()]
-    assert stable(ea) == stable(eb)
+    assert stable(events_of(a)) == stable(events_of(b))
     assert a.outcome.kind == "deal", "the scripted players find the zone of agreement"
     assert a.outcome.package in rules.zone_of_agreement(load_scenario("cornered-in-iraq", home))
 

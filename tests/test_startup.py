@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_process
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("openai", "langgraph", "llama_cpp", "langchain_core")
@@ -32,13 +32,7 @@ sys.exit(code)
 
 def imported(args: list[str], cwd: Path = REPO) -> tuple[int, list[str], str]:
     """(exit code, heavy packages imported, stdout) of one command in a fresh interpreter."""
-    res = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = run_process([sys.executable, "-c", PROBE, *args], cwd=cwd, timeout=120)
     return res.returncode, json.loads(res.stderr.strip().splitlines()[-1]), res.stdout
 
 

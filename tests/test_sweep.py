@@ -9,50 +9,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import stable
+from conftest import FailAfter, add_variant, experiment, stable, sweep_events
 from typer.testing import CliRunner
 
 from majlis.cli import app
 from majlis.compare import Experiment, collect, compare, run_sweep, write_report
-from majlis.model import Completion, LoopbackServer, portion, scripted_responder
+from majlis.model import LoopbackServer, portion, scripted_responder
 from majlis.workshop import write_html
 
 runner = CliRunner()
 
 
-def experiment(base_url: str, variants: list[str], seeds: int = 4, **extra: Any) -> Experiment:
-    return Experiment.model_validate(
-        {
-            "name": "test",
-            "variants": variants,
-            "seeds": seeds,
-            "models": [
-                {
-                    "name": "scripted",
-                    "default": {"model": "scripted", "base_url": base_url, "max_retries": 0},
-                }
-            ],
-            **extra,
-        }
-    )
-
-
-def run_events(folder: Path) -> dict[str, list[dict[str, Any]]]:
-    return {
-        p.name: [json.loads(x) for x in (p / "events.jsonl").read_text().splitlines()]
-        for p in sorted((folder / "runs").iterdir())
-    }
+NO_RETRIES = {"max_retries": 0}  # a failing endpoint fails its session at once
 
 
 async def test_compare_finds_a_real_difference_and_not_a_fake_one(
     home_copy: Path, tmp_path: Path
 ) -> None:
-    same = home_copy / "prompts" / "variants" / "same"
-    same.mkdir()
-    (same / "variant.yaml").write_text("description: identical to the baseline\n")
+    add_variant(home_copy, "same", "description: identical to the baseline\n")
     with LoopbackServer(scripted_responder) as srv:
-        exp = experiment(srv.base_url, ["baseline", "soft-washington", "same"], concurrency=6)
+        exp = experiment(
+            srv.base_url,
+            ["baseline", "soft-washington", "same"],
+            seeds=4,
+            concurrency=6,
+            default=NO_RETRIES,
+        )
         result = await run_sweep(
             exp, tmp_path / "sweep", home_copy, cache_file=tmp_path / "cache.sqlite"
         )
@@ -80,7 +62,9 @@ async def test_second_run_makes_no_calls_and_writes_identical_events(
     home: Path, tmp_path: Path
 ) -> None:
     with LoopbackServer(scripted_responder) as srv:
-        exp = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=3)
+        exp = experiment(
+            srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=3, default=NO_RETRIES
+        )
         cache = tmp_path / "cache.sqlite"
         await run_sweep(exp, tmp_path / "first", home, cache_file=cache)
         calls = srv.calls
@@ -88,28 +72,19 @@ async def test_second_run_makes_no_calls_and_writes_identical_events(
         second = await run_sweep(exp, tmp_path / "second", home, cache_file=cache)
         assert srv.calls == calls, "zero model calls the second time"
     assert second.cache is not None and second.cache.misses == 0
-    a, b = run_events(tmp_path / "first"), run_events(tmp_path / "second")
+    a, b = sweep_events(tmp_path / "first"), sweep_events(tmp_path / "second")
     assert a.keys() == b.keys() and len(a) == 4
     for run_id in a:
         assert stable(a[run_id]) == stable(b[run_id])
-
-
-class FailAfter:
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __call__(self, body: dict[str, Any]) -> Completion:
-        if self.n <= 0:
-            raise RuntimeError("down")
-        self.n -= 1
-        return scripted_responder(body)
 
 
 async def test_interrupted_sweep_resumes_without_rerunning_finished_sessions(
     home: Path, tmp_path: Path
 ) -> None:
     with LoopbackServer(FailAfter(150)) as srv:  # a 3-round session takes 36 calls: dies in the 5th
-        exp = experiment(srv.base_url, ["baseline"], seeds=6, rounds=3, concurrency=1)
+        exp = experiment(
+            srv.base_url, ["baseline"], seeds=6, rounds=3, concurrency=1, default=NO_RETRIES
+        )
         first = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
         finished = set(first.done)
         assert 0 < len(finished) < 6 and first.failed
@@ -126,7 +101,7 @@ async def test_interrupted_sweep_resumes_without_rerunning_finished_sessions(
     assert len(new_requests) < 36 * (6 - len(finished)), (
         "the interrupted session resumed, not restarted"
     )
-    for events in run_events(tmp_path / "sweep").values():
+    for events in sweep_events(tmp_path / "sweep").values():
         assert [e["seq"] for e in events] == list(range(len(events))) and events[-1][
             "type"
         ] == "outcome"
@@ -135,19 +110,15 @@ async def test_interrupted_sweep_resumes_without_rerunning_finished_sessions(
 def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
     with LoopbackServer(scripted_responder) as srv:
         spec = tmp_path / "exp.yaml"
-        spec.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "cli",
-                    "variants": ["baseline", "soft-washington"],
-                    "seeds": 2,
-                    "rounds": 2,
-                    "models": [
-                        {"name": "s", "default": {"model": "scripted", "base_url": srv.base_url}}
-                    ],
-                    "prices": {"scripted": {"input": 1.0, "output": 2.0}},
-                }
-            )
+        experiment(
+            srv.base_url,
+            ["baseline", "soft-washington"],
+            path=spec,
+            name="cli",
+            seeds=2,
+            rounds=2,
+            model_name="s",
+            prices={"scripted": {"input": 1.0, "output": 2.0}},
         )
         args = [
             "sweep",
@@ -186,7 +157,9 @@ async def test_workers_run_the_same_sessions_in_separate_processes(
     monkeypatch.setattr(workers_module, "_mp", lambda: multiprocessing.get_context(method))
     seen: list[tuple[str, dict[str, Any]]] = []
     with LoopbackServer(scripted_responder) as srv:
-        alone = experiment(srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=2)
+        alone = experiment(
+            srv.base_url, ["baseline", "firm-washington"], seeds=2, rounds=2, default=NO_RETRIES
+        )
         spread = alone.model_copy(update={"workers": 2})
         one = await run_sweep(alone, tmp_path / "one", home, cache_file=tmp_path / "a.sqlite")
         two = await run_sweep(
@@ -198,10 +171,10 @@ async def test_workers_run_the_same_sessions_in_separate_processes(
         )
     assert sorted(two.done) == sorted(one.done) and len(two.done) == 4 and not two.failed
     assert {info["worker"] for what, info in seen if what == "started"} == {0, 1}
-    calls = sum(1 for ev in run_events(tmp_path / "two").values() for e in ev if e["usage"])
+    calls = sum(1 for ev in sweep_events(tmp_path / "two").values() for e in ev if e["usage"])
     assert sum(what == "usage" for what, _ in seen) == calls, "usage reaches the parent"
     assert two.cache is not None and two.cache.hits + two.cache.misses == calls
-    a, b = run_events(tmp_path / "one"), run_events(tmp_path / "two")
+    a, b = sweep_events(tmp_path / "one"), sweep_events(tmp_path / "two")
     assert a.keys() == b.keys()
     for run_id in a:
         assert stable(a[run_id]) == stable(b[run_id]), "a worker's session is the same session"
@@ -224,7 +197,9 @@ async def test_a_worker_that_dies_fails_only_its_own_sessions(
 
     monkeypatch.setattr(workers_module._Job, "run", run)  # forked workers inherit the patch
     with LoopbackServer(scripted_responder) as srv:
-        exp = experiment(srv.base_url, ["baseline"], seeds=4, rounds=1, workers=2)
+        exp = experiment(
+            srv.base_url, ["baseline"], seeds=4, rounds=1, workers=2, default=NO_RETRIES
+        )
         result = await run_sweep(exp, tmp_path / "sweep", home, cache_file=None)
     assert sorted(result.done) == ["baseline--scripted--s1", "baseline--scripted--s3"]
     assert sorted(result.failed) == ["baseline--scripted--s2", "baseline--scripted--s4"]
@@ -237,7 +212,14 @@ def test_workers_are_capped_by_sessions_limits_and_people(home_copy: Path) -> No
     def count(exp: Experiment, sessions: int) -> int:
         return worker_count(exp, sessions, sweep_configs(exp, home_copy))
 
-    exp = experiment("http://127.0.0.1:9/v1", ["baseline"], workers=4, concurrency=8)
+    exp = experiment(
+        "http://127.0.0.1:9/v1",
+        ["baseline"],
+        seeds=4,
+        workers=4,
+        concurrency=8,
+        default=NO_RETRIES,
+    )
     assert count(exp, 100) == 4
     assert count(exp, 3) == 3, "never more workers than sessions to run"
     assert count(exp.model_copy(update={"rpm": 2}), 100) == 2
@@ -251,9 +233,7 @@ def test_workers_are_capped_by_sessions_limits_and_people(home_copy: Path) -> No
     assert count(human, 100) == 1, "a person answers at this terminal"
     # a variant's model overrides count as much as the experiment's own models
     for name, override in [("one-lane", "{concurrency: 2}"), ("trainee", "{model: human}")]:
-        folder = home_copy / "prompts" / "variants" / name
-        folder.mkdir()
-        (folder / "variant.yaml").write_text(f"models:\n  washington: {override}\n")
+        add_variant(home_copy, name, f"models:\n  washington: {override}\n")
     assert count(exp.model_copy(update={"variants": ["baseline", "one-lane"]}), 100) == 2
     assert count(exp.model_copy(update={"variants": ["baseline", "trainee"]}), 100) == 1
 
@@ -277,12 +257,16 @@ class PeakServer(LoopbackServer):
 async def test_an_endpoint_limit_set_by_a_variant_holds_for_the_whole_sweep(
     home_copy: Path, tmp_path: Path
 ) -> None:
-    folder = home_copy / "prompts" / "variants" / "one-lane"
-    folder.mkdir()
-    (folder / "variant.yaml").write_text("models:\n  washington: {concurrency: 1}\n")
+    add_variant(home_copy, "one-lane", "models:\n  washington: {concurrency: 1}\n")
     with PeakServer(scripted_responder, latency=0.02) as srv:
         exp = experiment(
-            srv.base_url, ["baseline", "one-lane"], seeds=2, rounds=1, concurrency=4, workers=2
+            srv.base_url,
+            ["baseline", "one-lane"],
+            seeds=2,
+            rounds=1,
+            concurrency=4,
+            workers=2,
+            default=NO_RETRIES,
         )
         result = await run_sweep(exp, tmp_path / "sweep", home_copy, cache_file=None)
     assert len(result.done) == 4, result.failed
@@ -293,14 +277,11 @@ async def test_an_endpoint_limit_set_by_a_variant_holds_for_the_whole_sweep(
 def test_a_variant_that_moves_a_party_to_a_dead_endpoint_is_refused_up_front(
     home_copy: Path, tmp_path: Path
 ) -> None:
-    folder = home_copy / "prompts" / "variants" / "elsewhere"
-    folder.mkdir()
     dead = "http://127.0.0.1:9/v1"
-    (folder / "variant.yaml").write_text(f"models:\n  tehran: {{base_url: '{dead}'}}\n")
+    folder = add_variant(home_copy, "elsewhere", f"models:\n  tehran: {{base_url: '{dead}'}}\n")
     with LoopbackServer(scripted_responder) as srv:
-        exp = experiment(srv.base_url, ["baseline", "elsewhere"], seeds=1)
         spec = tmp_path / "exp.yaml"
-        spec.write_text(yaml.safe_dump(exp.model_dump(mode="json", exclude_defaults=True)))
+        experiment(srv.base_url, ["baseline", "elsewhere"], path=spec, seeds=1, default=NO_RETRIES)
         out = tmp_path / "sw"
         res = runner.invoke(app, ["sweep", str(spec), "--home", str(home_copy), "--out", str(out)])
     assert res.exit_code == 2, res.output

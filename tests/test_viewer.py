@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import chromium
+from conftest import chromium, events_of
 
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
 from majlis.run import RunOptions, run_session
@@ -79,21 +79,17 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return result.run_dir.path
 
     path = asyncio.run(go())
-    events = read_events(path)
+    events = events_of(path)
     types = {e["type"] for e in events}
     assert {"private_note", "side_message", "error", "proposal", "vote", "tally"} <= types
     assert any(e["type"] == "message" and e["content"]["text"] == PAYLOAD for e in events)
     return path
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in (path / "events.jsonl").read_text().splitlines()]
-
-
 def payload_seq(path: Path) -> int:
     return next(
         e["seq"]
-        for e in read_events(path)
+        for e in events_of(path)
         if e["type"] == "message" and e["content"]["text"] == PAYLOAD
     )
 
@@ -212,7 +208,7 @@ def test_participant_file_holds_nothing_private(run_dir: Path) -> None:
     notes = [{"seq": 0, "tag": "t", "note": "FACILITATOR-ONLY-NOTE", "author": "a", "ts": "t"}]
     assert "FACILITATOR-ONLY-NOTE" not in render_html(run_dir, "participant", notes)
     # but every public event is there
-    public = [e["seq"] for e in read_events(run_dir) if e["audience"] == "all"]
+    public = [e["seq"] for e in events_of(run_dir) if e["audience"] == "all"]
     assert [e["seq"] for e in data["events"]] == public
 
 
@@ -344,7 +340,7 @@ def test_facilitator_view_shows_everything_and_runs_no_model_text(
         int(s)
         for s in page.locator("article.ev").evaluate_all("els => els.map(e => e.dataset.seq)")
     ]
-    assert seqs == list(range(len(read_events(run_dir))))
+    assert seqs == list(range(len(events_of(run_dir))))
     assert page.locator('article[data-seq="0"] .seq').inner_text() == "#0"
 
 
