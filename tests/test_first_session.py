@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import events_of as _events
+from conftest import events_of
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -170,7 +170,7 @@ async def _scripted_events(home: Path, tmp_path: Path, profile: str, rounds: int
             seed=4,
         )
     )
-    return _events(result)
+    return events_of(result)
 
 
 async def test_the_compact_prompt_is_a_fraction_of_the_full_one(home: Path, tmp_path: Path) -> None:
@@ -336,7 +336,7 @@ async def test_a_narrated_session_decides_like_the_scripted_player_and_speaks_li
             )
         )
         asked = list(srv.requests)
-    plain, narrated = _events(scripted_run), _events(narrated_run)
+    plain, narrated = events_of(scripted_run), events_of(narrated_run)
     assert _structure(narrated) == _structure(plain)
     messages = [e for e in narrated if e["type"] == "message"]
     assert messages and all(e["content"]["text"].startswith("Narrator words") for e in messages)
@@ -427,7 +427,7 @@ async def test_a_narration_that_fails_leaves_the_decision_in_the_players_own_wor
                 narrate=["all"],
             )
         )
-    events = _events(result)
+    events = events_of(result)
     assert result.outcome.failed_turns == 0
     assert _structure(events) == _structure(plain)
     notes = [e for e in events if e["type"] == "private_note" and "private_positions" not in e]
@@ -449,7 +449,7 @@ async def test_a_narrated_scripted_party_keeps_its_style(home: Path, tmp_path: P
         )
 
     firm, narrated = await run([], "firm"), await run(["all"], "narrated")
-    assert _structure(_events(narrated)) == _structure(_events(firm))
+    assert _structure(events_of(narrated)) == _structure(events_of(firm))
 
 
 async def test_a_variant_that_leaves_the_compact_prompt_alone_is_refused(

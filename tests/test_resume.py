@@ -11,7 +11,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import FailAfter, events_of as read_events, majlis_process, majlis_started, stable
+from conftest import FailAfter, events_of, majlis_process, majlis_started, stable
 
 from majlis.model import LoopbackServer, ModelConfig, scripted_responder
 from majlis.run import RunDir, RunOptions, resume_session, run_session
@@ -34,8 +34,8 @@ async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_
             )
         cut = tmp_path / "cut" / "cut"
         assert RunDir(cut).read_manifest().status == "failed"
-        partial = read_events(cut)
-        assert 0 < len(partial) < len(read_events(reference.run_dir.path))
+        partial = events_of(cut)
+        assert 0 < len(partial) < len(events_of(reference.run_dir.path))
         assert not (cut / "outcome.json").exists()
 
         server.responder = scripted_responder
@@ -43,9 +43,9 @@ async def test_interrupted_graph_resumes_to_the_same_transcript(home: Path, tmp_
         result = await resume_session(cut)
         assert server.calls - calls_before < reference.outcome.calls, "finished work is not redone"
 
-    events = read_events(cut)
+    events = events_of(cut)
     assert_whole(events)
-    assert stable(events) == stable(read_events(reference.run_dir.path))
+    assert stable(events) == stable(events_of(reference.run_dir.path))
     assert result.manifest.status == "complete"
     assert result.outcome.model_dump(exclude={"usage"}) == reference.outcome.model_dump(
         exclude={"usage"}
@@ -86,9 +86,9 @@ def test_killed_process_resumes_with_the_cli(home: Path, tmp_path: Path) -> None
         resumed = majlis_process("resume", str(cut_dir), "--quiet")
         assert resumed.returncode == 0, resumed.stderr
 
-    events = read_events(cut_dir)
+    events = events_of(cut_dir)
     assert_whole(events)
-    assert stable(events) == stable(read_events(ref_dir))
+    assert stable(events) == stable(events_of(ref_dir))
     assert json.loads((cut_dir / "manifest.json").read_text())["status"] == "complete"
 
 
@@ -124,4 +124,4 @@ async def test_a_cancelled_session_is_recorded_as_interrupted_and_resumes(
         assert (manifest["status"], manifest["error"]) == ("failed", "interrupted")
         result = await resume_session(tmp_path / "cut")
     assert result.manifest.status == "complete"
-    assert_whole(read_events(tmp_path / "cut"))
+    assert_whole(events_of(tmp_path / "cut"))

@@ -69,27 +69,31 @@ class SweepBar:
                 self.bar.console.print(f"[red]failed[/] {info['run_id']}: {escape(info['error'])}")
 
 
+# The options of `majlis sweep`.
+ExperimentFile = Annotated[Path, typer.Argument(help="Experiment file (YAML).")]
+SweepFolder = Annotated[
+    Path | None, typer.Option("--out", help="Sweep folder (default: runs/sweeps/NAME).")
+]
+UseCache = Annotated[bool, typer.Option("--cache/--no-cache", help="Replay cached replies.")]
+CacheFile = Annotated[Path | None, typer.Option(help="Cache file (default: runs/cache.sqlite).")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Processes to spread the sessions over (default: the experiment's `workers`, "
+        "1). More help only when the sweep is CPU-bound: many sessions, a fast endpoint.",
+    ),
+]
+
+
 @app.command()
 @friendly
 def sweep(
-    experiment: Annotated[Path, typer.Argument(help="Experiment file (YAML).")],
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Sweep folder (default: runs/sweeps/NAME).")
-    ] = None,
-    cache: Annotated[
-        bool, typer.Option("--cache/--no-cache", help="Replay cached replies.")
-    ] = True,
-    cache_file: Annotated[
-        Path | None, typer.Option(help="Cache file (default: runs/cache.sqlite).")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Processes to spread the sessions over (default: the experiment's `workers`, "
-            "1). More help only when the sweep is CPU-bound: many sessions, a fast endpoint.",
-        ),
-    ] = None,
+    experiment: ExperimentFile,
+    out_dir: SweepFolder = None,
+    cache: UseCache = True,
+    cache_file: CacheFile = None,
+    workers: Workers = None,
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""

@@ -88,6 +88,11 @@ Narrate = Annotated[
 ]
 
 
+# run's options that set the default model (each names a ModelConfig field)
+MODEL_OPTIONS = ("model", "base_url", "api_key_env", "temperature", "max_tokens", "timeout")
+MODEL_OPTIONS += ("structured", "profile")
+
+
 @app.command()
 @friendly
 def run(
@@ -120,17 +125,8 @@ def run(
     from ..model import Activity, Budget, ModelConfig, Spending, load_prices
     from ..run import RunOptions, Terminal, prepare
 
-    default = _option_model(
-        ModelConfig,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        timeout=timeout,
-        structured=structured,
-        profile=profile,
-    )
+    given = locals()  # the options as typed, by name
+    default = _option_model(ModelConfig, **{name: given[name] for name in MODEL_OPTIONS})
     default, party_models = _models_file(models, default)
     if seed is not None and not 0 <= seed < 2**63:
         raise UserError(f"--seed must be between 0 and {2**63 - 1}, not {seed}")

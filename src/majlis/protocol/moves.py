@@ -56,17 +56,38 @@ def move_model(scenario: Scenario, party: str) -> type[BaseModel]:
     return _MOVE_MODELS[key]
 
 
-def _build_move_model(scenario: Scenario, party: str) -> type[BaseModel]:
-    cfg = ConfigDict(extra="forbid")
-    issues: dict[str, Any] = {
-        i.id: (Literal[tuple(i.option_ids())], Field(description=i.title)) for i in scenario.agenda
-    }
-    package = create_model("Package", __config__=cfg, **issues)
+def _package_and_side(
+    scenario: Scenario,
+    party: str,
+    names: tuple[str, str],
+    text: Any,
+    scores: dict[str, dict[str, int]] | None = None,
+) -> tuple[type[BaseModel], type[BaseModel]]:
+    """A Move's package (one enum per issue) and side-message models, named `names`. Given a
+    party's `scores`, each issue's options are listed best first for it, without the issue's
+    title; otherwise in the scenario's order, each issue described by its title."""
+    issues: dict[str, Any] = {}
+    for issue in scenario.agenda:
+        if scores is None:
+            issues[issue.id] = (Literal[tuple(issue.option_ids())], Field(description=issue.title))
+            continue
+        table = scores.get(issue.id, {})
+        ids = sorted(issue.option_ids(), key=lambda o, t=table: -t.get(o, 0))
+        issues[issue.id] = (Literal[tuple(ids)], ...)
+    package = create_model(names[0], __config__=_FORBID, **issues)
     others = tuple(p for p in scenario.parties if p != party)
-    side = create_model("SideMessage", __config__=cfg, to=(Literal[others], ...), text=(Text, ...))
+    side = create_model(names[1], __config__=_FORBID, to=(Literal[others], ...), text=(text, ...))
+    return package, side
+
+
+_FORBID = ConfigDict(extra="forbid")
+
+
+def _build_move_model(scenario: Scenario, party: str) -> type[BaseModel]:
+    package, side = _package_and_side(scenario, party, ("Package", "SideMessage"), Text)
     return create_model(
         "Move",
-        __config__=cfg,
+        __config__=_FORBID,
         __doc__="One party's turn: private thinking, public words and positions, options.",
         private_reasoning=(Thought, ...),
         private_positions=(package, ...),
@@ -135,18 +156,11 @@ def compact_move_model(
         repr(sorted((i, sorted(t.items())) for i, t in scores.items())),
     )
     if key not in _COMPACT_MODELS:
-        cfg = ConfigDict(extra="forbid")
-        issues: dict[str, Any] = {}
-        for issue in scenario.agenda:
-            table = scores.get(issue.id, {})
-            ids = sorted(issue.option_ids(), key=lambda o, t=table: -t.get(o, 0))
-            issues[issue.id] = (Literal[tuple(ids)], ...)
-        package = create_model("Positions", __config__=cfg, **issues)
-        others = tuple(p for p in scenario.parties if p != party)
-        side = create_model("Side", __config__=cfg, to=(Literal[others], ...), text=(Sentence, ...))
+        names = ("Positions", "Side")
+        package, side = _package_and_side(scenario, party, names, Sentence, scores)
         _COMPACT_MODELS[key] = create_model(
             "Move",
-            __config__=cfg,
+            __config__=_FORBID,
             __doc__="One party's turn, compact: why, words, positions, whether to propose them.",
             thought=(Line, ...),
             message=(Sentence, ...),
