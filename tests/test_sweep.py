@@ -148,6 +148,30 @@ def test_sweep_and_compare_commands(home: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown variant 'nope'" in bad.output
 
 
+def test_the_sweep_command_resolves_its_models_once(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-flight, the worker count and the sessions' limits all use one resolution of
+    the sweep's models (each variant x model set-up once), not one each."""
+    import majlis.run
+
+    resolved: list[str | None] = []
+    real = majlis.run.party_configs
+
+    def counted(opts, parties, root):  # type: ignore[no-untyped-def]
+        resolved.append(opts.variant)
+        return real(opts, parties, root)
+
+    monkeypatch.setattr(majlis.run, "party_configs", counted)
+    with LoopbackServer(scripted_responder) as srv:
+        spec = tmp_path / "exp.yaml"
+        experiment(srv.base_url, ["baseline", "soft-washington"], path=spec, seeds=1, rounds=1)
+        args = ["sweep", str(spec), "--out", str(tmp_path / "sw"), "--home", str(home)]
+        res = runner.invoke(app, [*args, "--no-cache"])
+    assert res.exit_code == 0, res.output
+    assert sorted(resolved, key=str) == [None, "soft-washington"]
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])  # Linux forks; macOS would spawn
 async def test_workers_run_the_same_sessions_in_separate_processes(
     home: Path, tmp_path: Path, monkeypatch: Any, method: str

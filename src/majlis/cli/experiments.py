@@ -103,12 +103,15 @@ def sweep(
     exp = load_experiment(experiment, root)
     if workers is not None:
         exp = exp.model_copy(update={"workers": workers})
-    asyncio.run(preflight(sweep_configs(exp, root)))  # a dead endpoint: one line, before the bar
+    configs = sweep_configs(exp, root)  # every session's models, resolved once for the sweep
+    asyncio.run(preflight(configs))  # a dead endpoint: one line, before the bar
     folder = out_dir or root / "runs" / "sweeps" / exp.name
     store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
     with SweepBar(exp) as progress:
         result = asyncio.run(
-            run_sweep(exp, folder, root, cache_file=store, progress=progress, check=False)
+            run_sweep(
+                exp, folder, root, cache_file=store, progress=progress, check=False, configs=configs
+            )
         )
     out.print(
         f"{len(result.done)} run, {len(result.skipped)} already complete, {len(result.failed)} failed"

@@ -81,12 +81,14 @@ def cells(exp: Experiment) -> list[Cell]:
 
 
 def load_experiment(path: Path, home: Path) -> Experiment:
+    """An experiment file, checked against its scenario and variants. Its models are
+    resolved (and a variant's bad override refused) by `sweep_configs`, which whoever runs
+    it calls once, before any session."""
     exp = parse_file(path, Experiment)
-    load_scenario(exp.scenario, home)  # refuse a bad scenario before anything runs
+    scenario = load_scenario(exp.scenario, home).scenario  # a bad scenario: refused now
     for v in exp.variants:
         load_variant(home, v)
     for m in exp.models:
-        scenario = load_scenario(exp.scenario, home).scenario
         unknown = set(m.parties) - set(scenario.parties)
         if unknown:
             raise UserError(
@@ -94,7 +96,6 @@ def load_experiment(path: Path, home: Path) -> Experiment:
             )
     if len({c.run_id for c in cells(exp)}) != len(cells(exp)):
         raise UserError(f"{path}: variants, model names and seeds must be unique")
-    sweep_configs(exp, home)  # a variant's bad model override is refused now, not per session
     return exp
 
 

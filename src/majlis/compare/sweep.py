@@ -24,15 +24,18 @@ async def run_sweep(
     cache_file: Path | None = None,
     progress: Progress | None = None,
     check: bool = True,
+    configs: list[ModelConfig] | None = None,
 ) -> SweepResult:
     """Run every cell not yet complete; resume the interrupted ones.
 
     With a cache file, replies are replayed by request: rerunning a sweep elsewhere with the
     same file makes no model calls. None runs without a cache. With `exp.workers` above one,
     the sessions are dealt out to that many worker processes (see `workers.run_cells`).
+    `configs`: the sweep's models as `sweep_configs` resolved them, if the caller has them
+    already (the CLI does, for its pre-flight); else they are resolved here.
     """
     home = data_root(home)
-    configs = sweep_configs(exp, home)
+    configs = sweep_configs(exp, home) if configs is None else configs
     if check:
         await preflight(configs)
     runs = folder / "runs"
