@@ -156,7 +156,7 @@ def test_majlis_run_on_the_embedded_model_plays_the_short_default(
 
 def _prompters(home: Path, profile: str) -> dict[str, PartyPrompter]:
     loaded = load_scenario("cornered-in-iraq", home)
-    templates = Templates(home)
+    templates = Templates(home / "prompts")
     return {p: PartyPrompter(loaded, p, templates, profile=profile) for p in loaded.cards}
 
 

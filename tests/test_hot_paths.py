@@ -53,7 +53,7 @@ async def test_incremental_record_equals_a_fresh_one(
     events, _ = result.run_dir.read_events()
     loaded = load_scenario("cornered-in-iraq", home)
     policy = ContextPolicy.parse(context)
-    templates = Templates(home)
+    templates = Templates(home / "prompts")
     for party in loaded.scenario.parties:
         prompter = PartyPrompter(loaded, party, templates, policy)
         log: list[dict[str, Any]] = []
@@ -137,9 +137,9 @@ def test_an_edited_template_is_compiled_afresh(tmp_path: Path) -> None:
     (tmp_path / "prompts").mkdir()
     path = tmp_path / "prompts" / "t.j2"
     path.write_text("one {{ x }}")
-    assert Templates(tmp_path).render("t.j2", x=1) == "one 1"
+    assert Templates(tmp_path / "prompts").render("t.j2", x=1) == "one 1"
     path.write_text("two {{ x }}")  # same length, maybe the same mtime
-    fresh = Templates(tmp_path)
+    fresh = Templates(tmp_path / "prompts")
     assert fresh.render("t.j2", x=1) == "two 1"
     assert fresh.used["t.j2"] == hashlib.sha256(b"two {{ x }}").hexdigest()
 

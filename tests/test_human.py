@@ -136,7 +136,7 @@ async def test_the_person_sees_exactly_what_the_agent_would(home: Path, tmp_path
             }
         ),
         "sunnis",
-        Templates(home),
+        Templates(home / "prompts"),
     )
     events = events_of(result)
     first_move_seq = next(e["seq"] for e in events if e["speaker"] == "sunnis")

@@ -40,7 +40,12 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def scripted(home: Path, runs: Path, **more: Any) -> RunOptions:
     return RunOptions(
-        model=ModelConfig(model="scripted"), home=home, runs_root=runs, command=["t"], **more
+        scenario="cornered-in-iraq",
+        model=ModelConfig(model="scripted"),
+        home=home,
+        runs_root=runs,
+        command=["t"],
+        **more,
     )
 
 

@@ -4,7 +4,16 @@ Importing a command module registers its commands on the one typer app; each com
 imports the layers it needs when it runs, so starting the CLI costs only typer and rich.
 """
 
-from . import evaluation, experiments, library, sessions, workshop
+from . import authoring, evaluation, experiments, library, sessions, workshop
 from .core import app, main
 
-__all__ = ["app", "evaluation", "experiments", "library", "main", "sessions", "workshop"]
+__all__ = [
+    "app",
+    "authoring",
+    "evaluation",
+    "experiments",
+    "library",
+    "main",
+    "sessions",
+    "workshop",
+]

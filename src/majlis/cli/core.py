@@ -32,15 +32,29 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 Home = Annotated[
-    Path | None, typer.Option("--home", help="Folder holding agents/, prompts/, scenarios/.")
+    Path | None,
+    typer.Option(
+        "--home",
+        help="Folder holding scenarios/ (and agents/, prompts/, evals/); also $MAJLIS_HOME. "
+        "Default: this folder if it has scenarios/, else the shipped one.",
+    ),
 ]
 
 
 def home_folder(home: Path | None) -> Path:
-    """The folder holding agents/, prompts/ and scenarios/: `--home`, else found from here."""
+    """The folder holding scenarios/ (and agents/, prompts/, evals/): `--home`, else
+    $MAJLIS_HOME, else this folder if it is one, else the shipped one."""
     from ..scenario import data_root
 
     return data_root(home)
+
+
+def runs_folder(home: Path | None) -> Path:
+    """runs/ in the chosen home, else in the current folder (never in the shipped one for
+    a scenario played from a folder of its own)."""
+    from ..scenario import runs_home
+
+    return runs_home(home) / "runs"
 
 
 def fail(message: str) -> None:

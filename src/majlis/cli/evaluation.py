@@ -14,7 +14,7 @@ from ..errors import UserError
 if TYPE_CHECKING:
     from ..model import ModelConfig
 
-from .core import Home, app, fail, friendly, home_folder, open_cache, out
+from .core import Home, app, fail, friendly, home_folder, open_cache, out, runs_folder
 
 
 def _judge_options(
@@ -43,6 +43,7 @@ JudgeKey = Annotated[
 ]
 
 
+RUBRIC = "evals/rubrics/negotiation.yaml"  # the judge's rubric unless --rubric names one
 SHOWN_SKIPPED = 5  # damaged lines eval names on the terminal; eval.json lists them all
 
 
@@ -64,20 +65,19 @@ def eval_(
 ) -> None:
     """Negotiation metrics, rule-based checks and LLM-judge rubrics; writes eval.json per run."""
     from ..evals import eval_row, evaluate_run, find_runs, judge_setup
+    from ..scenario import shipped_file
 
     if fmt not in ("table", "csv", "json", "md"):
         raise UserError(f"--format must be table, csv, json or md, not {fmt!r}")
     runs = find_runs(path)
     root = home_folder(home)
     judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
-    store = open_cache(root / "runs" / "cache.sqlite") if cache and judge_cfg else None
+    store = open_cache(runs_folder(home) / "cache.sqlite") if cache and judge_cfg else None
 
     async def go() -> list[Any]:
         judge = None
         if judge_cfg is not None:
-            judge = judge_setup(
-                judge_cfg, rubric or root / "evals" / "rubrics" / "negotiation.yaml", root, store
-            )
+            judge = judge_setup(judge_cfg, rubric or shipped_file(root, RUBRIC), root, store)
             await judge.client.backend.check()
         try:
             return [await evaluate_run(r, judge) for r in runs]
@@ -160,21 +160,24 @@ def calibrate(
     judge_base_url: JudgeURL = None,
     judge_api_key_env: JudgeKey = None,
     rubric: Annotated[Path | None, typer.Option(help="Rubric file.")] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Scenario the set was played in (default: the set's set.yaml)."),
+    ] = None,
     home: Home = None,
 ) -> None:
     """Agreement of the rule-based checks (and a judge model) with the labelled calibration set."""
-    from ..evals import judge_agreement, judge_setup, load_set, rule_agreement
-    from ..scenario import load_scenario
+    from ..evals import judge_agreement, judge_setup, load_set, rule_agreement, set_scenario
+    from ..scenario import load_scenario, shipped_file
 
     root = home_folder(home)
-    cases = load_set(calibration_set or root / "tests" / "calibration")
-    loaded = load_scenario("cornered-in-iraq", root)
+    folder = calibration_set or root / "tests" / "calibration"
+    cases = load_set(folder)
+    loaded = load_scenario(scenario or set_scenario(folder), root)
     results = rule_agreement(loaded, cases)
     judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
     if judge_cfg is not None:
-        judge = judge_setup(
-            judge_cfg, rubric or root / "evals" / "rubrics" / "negotiation.yaml", root, None
-        )
+        judge = judge_setup(judge_cfg, rubric or shipped_file(root, RUBRIC), root, None)
         results += asyncio.run(judge_agreement(loaded, cases, judge))
     table = Table(
         "checker", "property", "precision", "recall", "agreement", "missed", "false alarms"

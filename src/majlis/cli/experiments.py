@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .core import Home, app, friendly, home_folder, out
+from .core import Home, app, friendly, home_folder, out, runs_folder
 
 
 class SweepBar:
@@ -105,8 +105,8 @@ def sweep(
         exp = exp.model_copy(update={"workers": workers})
     configs = sweep_configs(exp, root)  # every session's models, resolved once for the sweep
     asyncio.run(preflight(configs))  # a dead endpoint: one line, before the bar
-    folder = out_dir or root / "runs" / "sweeps" / exp.name
-    store = (cache_file or root / "runs" / "cache.sqlite") if cache else None
+    folder = out_dir or runs_folder(home) / "sweeps" / exp.name
+    store = (cache_file or runs_folder(home) / "cache.sqlite") if cache else None
     with SweepBar(exp) as progress:
         result = asyncio.run(
             run_sweep(

@@ -43,8 +43,9 @@ def scenarios(home: Home = None) -> None:
 @friendly
 def agents(
     scenario: Annotated[
-        str, typer.Option(help="Scenario whose parties to list.")
-    ] = "cornered-in-iraq",
+        str | None,
+        typer.Option(help="Scenario whose parties to list (default: the home's default)."),
+    ] = None,
     home: Home = None,
 ) -> None:
     """List the stakeholder cards of a scenario."""
@@ -110,14 +111,14 @@ def schema(
 @friendly
 def variants(home: Home = None) -> None:
     """List the prompt variants under prompts/variants/."""
-    from ..scenario import list_variants, load_variant, template_files
+    from ..scenario import list_variants, load_variant, prompt_dirs, template_files
 
-    root = home_folder(home)
+    prompts = prompt_dirs(home_folder(home))
     table = Table("name", "description", "templates", "model settings")
-    for name in list_variants(root):
-        v = load_variant(root, name)
+    for name in list_variants(prompts):
+        v = load_variant(prompts, name)
         models = "; ".join(f"{p}: {cfg}" for p, cfg in v.models.items())
         table.add_row(
-            name, escape(v.description), ", ".join(template_files(root, name)), escape(models)
+            name, escape(v.description), ", ".join(template_files(prompts, name)), escape(models)
         )
     out.print(table)

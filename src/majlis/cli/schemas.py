@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from ..compare import Experiment
-from ..evals import Rubric
+from ..evals import CalibrationSet, Rubric
 from ..model import ModelsFile, PriceTable
 from ..protocol import Vote
 from ..run import Event, Manifest, Outcome
@@ -28,6 +28,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "prices": PriceTable,
     "rubric": Rubric,
     "debrief-texts": DebriefTexts,
+    "calibration-set": CalibrationSet,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,14 +13,16 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..model import EMBEDDED_ROUNDS
-
-if TYPE_CHECKING:
-    pass
-
-from .core import Home, app, err, friendly, home_folder, open_cache, out
+from .core import Home, app, err, friendly, home_folder, open_cache, out, runs_folder
 
 # The options of `majlis run`, each with its help text.
-Scenario = Annotated[str, typer.Option(help="Scenario name (scenarios/NAME) or path.")]
+Scenario = Annotated[
+    str | None,
+    typer.Option(
+        help="Scenario name (scenarios/NAME) or folder. Default: the home's only scenario, "
+        "or cornered-in-iraq where it is one of several."
+    ),
+]
 Rounds = Annotated[
     int | None,
     typer.Option(
@@ -96,7 +98,7 @@ MODEL_OPTIONS += ("structured", "profile")
 @app.command()
 @friendly
 def run(
-    scenario: Scenario = "cornered-in-iraq",
+    scenario: Scenario = None,
     rounds: Rounds = None,
     seed: Seed = None,
     model: Model = "embedded",
@@ -124,13 +126,14 @@ def run(
     """Run a whole negotiation session and record it under runs/."""
     from ..model import Activity, Budget, ModelConfig, Spending, load_prices
     from ..run import RunOptions, Terminal, prepare
+    from ..scenario import shipped_file
 
     given = locals()  # the options as typed, by name
     default = _option_model(ModelConfig, **{name: given[name] for name in MODEL_OPTIONS})
     default, party_models = _models_file(models, default)
     if seed is not None and not 0 <= seed < 2**63:
         raise UserError(f"--seed must be between 0 and {2**63 - 1}, not {seed}")
-    runs_root = out_dir or home_folder(home) / "runs"
+    runs_root = out_dir or runs_folder(home)
     use_cache = seed is not None if cache is None else cache
     store = open_cache(runs_root / "cache.sqlite") if use_cache else None
     opts = RunOptions(
@@ -151,7 +154,7 @@ def run(
             _option_model(
                 Budget, max_calls=max_calls, max_tokens=max_tokens_total, max_cost=max_cost
             ),
-            load_prices(home_folder(home) / "evals" / "prices.yaml"),
+            load_prices(shipped_file(home_folder(home), "evals/prices.yaml")),
         ),
         activity=None if quiet else Activity(),
     )
@@ -159,7 +162,11 @@ def run(
     # context, should the full profile be asked for, and a short session that shows the arc
     prepared = prepare(opts).with_embedded_defaults(context_given=context is not None)
     ask = Terminal() if human else None
-    _summary(_play(prepared, quiet, show_private, ask))
+    result = _play(prepared, quiet, show_private, ask)
+    if quiet:  # the folder alone, whole on one line, for scripts: RUN=$(majlis run --quiet)
+        typer.echo(str(result.run_dir.path))
+        return
+    _summary(result)
     if store is not None:
         out.print(str(store.stats))
 
@@ -222,7 +229,7 @@ def resume(
     from ..run import RunDir, Terminal, load_snapshot, resume_session
     from .live import LiveView
 
-    path = run_dir if run_dir.exists() else home_folder(home) / "runs" / str(run_dir)
+    path = run_dir if run_dir.exists() else runs_folder(home) / str(run_dir)
     rd = RunDir.open(path)
     people = [p for p, m in rd.read_manifest().parties.items() if m.played_by == "human"]
     ask = Terminal() if people else None
@@ -252,4 +259,4 @@ def _summary(result: Any) -> None:
         f"calls {o.calls}, tokens {o.usage.prompt_tokens}+{o.usage.completion_tokens}, "
         f"failed turns {o.failed_turns}"
     )
-    out.print(f"run folder: {result.run_dir.path}")
+    out.print(f"run folder: {result.run_dir.path}", soft_wrap=True)

@@ -72,7 +72,7 @@ def _model(model: Callable[[], Any]) -> Callable[[Path, Path], int]:
 def _kind(root: Path, path: Path) -> Callable[[Path, Path], int]:
     """Which checker a file needs, from where it lives."""
     from ..compare import Experiment
-    from ..evals import Rubric
+    from ..evals import CalibrationSet, Rubric
     from ..model import PriceTable
     from ..scenario import Variant
     from ..workshop import DebriefTexts
@@ -90,6 +90,8 @@ def _kind(root: Path, path: Path) -> Callable[[Path, Path], int]:
         return _model(lambda: DebriefTexts)
     if path.name == "prices.yaml":
         return _model(lambda: PriceTable)
+    if path.name == "set.yaml":
+        return _model(lambda: CalibrationSet)
     if path.name == "variant.yaml":
         return _model(lambda: Variant)
     if "experiments" in parts:

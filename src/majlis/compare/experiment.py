@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import UserError
 from ..files import parse_file
 from ..model import Budget, ModelConfig, Price, PriceTable
-from ..scenario import BASELINE, load_scenario, load_variant
+from ..scenario import BASELINE, load_scenario, load_variant, prompt_dirs
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=60)]
 
@@ -34,7 +34,9 @@ class Experiment(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Name
-    scenario: str = "cornered-in-iraq"
+    scenario: str | None = Field(
+        None, description="A scenario name or path; none: the home's default scenario."
+    )
     variants: list[Name] = Field([BASELINE], min_length=1)
     seeds: Annotated[int, Field(ge=1)] | Annotated[list[int], Field(min_length=1)] = Field(
         3, description="A count (seeds 1..N) or an explicit, non-empty list."
@@ -85,9 +87,10 @@ def load_experiment(path: Path, home: Path) -> Experiment:
     resolved (and a variant's bad override refused) by `sweep_configs`, which whoever runs
     it calls once, before any session."""
     exp = parse_file(path, Experiment)
-    scenario = load_scenario(exp.scenario, home).scenario  # a bad scenario: refused now
+    loaded = load_scenario(exp.scenario, home)  # a bad scenario: refused now
+    scenario = loaded.scenario
     for v in exp.variants:
-        load_variant(home, v)
+        load_variant(prompt_dirs(home, loaded.files[0]), v)
     for m in exp.models:
         unknown = set(m.parties) - set(scenario.parties)
         if unknown:
@@ -105,7 +108,9 @@ def sweep_configs(exp: Experiment, home: Path) -> list[ModelConfig]:
     and the pre-flight all go by these, not by the experiment file's models alone."""
     from ..run import RunOptions, party_configs  # here, so that reading a file stays light
 
-    parties = list(load_scenario(exp.scenario, home).scenario.parties)
+    loaded = load_scenario(exp.scenario, home)
+    parties = list(loaded.scenario.parties)
+    prompts = prompt_dirs(home, loaded.files[0])
     found: list[ModelConfig] = []
     for v in exp.variants:
         for m in exp.models:
@@ -115,5 +120,5 @@ def sweep_configs(exp: Experiment, home: Path) -> list[ModelConfig]:
                 variant=None if v == BASELINE else v,
                 home=home,
             )
-            found += party_configs(opts, parties, home).values()
+            found += party_configs(opts, parties, prompts).values()
     return found

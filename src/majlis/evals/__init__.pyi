@@ -1,9 +1,11 @@
 """What `majlis.evals` offers (read by lazy_loader and by type checkers)."""
 
 from .calibrate import (
+    CalibrationSet as CalibrationSet,
     judge_agreement as judge_agreement,
     load_set as load_set,
     rule_agreement as rule_agreement,
+    set_scenario as set_scenario,
 )
 from .evaluate import (
     eval_row as eval_row,

@@ -21,6 +21,7 @@ from ..files import write_json_atomic
 from ..model import ModelClient, ModelConfig, ResponseCache, SampleCounter, make_client
 from ..protocol import Templates
 from ..run import RunDir, first_error, load_snapshot, read_json_object
+from ..scenario import eval_dirs
 from .checks import KINDS, Finding, run_checks
 from .judge import PartyVerdict, Rubric, judge_party, load_rubric
 from .metrics import RunMetrics, compute_metrics, summary_row
@@ -76,7 +77,7 @@ def judge_setup(
     return JudgeSetup(
         client=make_client(config, cache=cache, counter=SampleCounter()),
         rubric=load_rubric(rubric_path),
-        templates=Templates(home, folder="evals"),
+        templates=Templates(eval_dirs(home)),
     )
 
 

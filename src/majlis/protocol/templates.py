@@ -1,6 +1,7 @@
 """Prompt templates: where they are found, and the sandbox they are rendered in.
 
-Templates come from prompts/, overlaid by prompts/variants/NAME/ when a variant is set.
+Templates come from prompts/ (a scenario's own, the home's, the shipped ones, first match
+wins), overlaid by variants/NAME/ when a variant is set.
 They ship with scenario packs that teams share, so they run in Jinja's immutable sandbox
 with a few more guards: a size limit per file, no huge powers or repetitions, and
 interpolated text that cannot open or close a tag of the prompt.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -94,19 +96,26 @@ def _environment(search: tuple[str, ...]) -> jinja2.Environment:
 
 
 class Templates:
-    """Jinja templates from prompts/, overlaid by prompts/variants/NAME/ when a variant is set."""
+    """Jinja templates looked up along a list of folders, first match wins (a scenario's own
+    prompts/, the home's, the shipped ones), with NAME's overlay in front when a variant is
+    set: the first of those folders holding variants/NAME."""
 
-    def __init__(self, root: Path, variant: str | None = None, folder: str = "prompts") -> None:
-        base = root / folder
-        search = [base]
+    def __init__(self, bases: Path | Sequence[Path], variant: str | None = None) -> None:
+        search = [bases] if isinstance(bases, Path) else list(bases)
         if variant:
-            vdir = base / "variants" / variant
-            if not vdir.is_dir():
-                known = sorted(p.name for p in (base / "variants").glob("*") if p.is_dir())
-                raise ScenarioError(
-                    vdir, None, f"unknown variant {variant!r} (known: {', '.join(known) or 'none'})"
+            found = [
+                b / "variants" / variant for b in search if (b / "variants" / variant).is_dir()
+            ]
+            if not found:
+                known = sorted(
+                    {p.name for b in search for p in (b / "variants").glob("*") if p.is_dir()}
                 )
-            search.insert(0, vdir)
+                raise ScenarioError(
+                    search[0] / "variants" / variant,
+                    None,
+                    f"unknown variant {variant!r} (known: {', '.join(known) or 'none'})",
+                )
+            search.insert(0, found[0])
         self.search = search
         self.env = _environment(tuple(str(p) for p in search))
         self.used: dict[str, str] = {}  # template name -> sha256 of the file it was read from

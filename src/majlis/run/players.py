@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import UserError
 from ..model import EndpointLimits, ModelClient, SampleCounter, Spending, make_client
 from ..protocol import ContextPolicy, PartyPrompter, RecordLines, Templates
+from ..scenario import prompt_dirs
 from .human import HumanClient
 from .log import HUMAN
 from .narrated import NarratedClient
@@ -46,7 +47,7 @@ class Players:
                 f"model given for unknown party {sorted(unknown)[0]!r} (parties: {', '.join(loaded.scenario.parties)})"
             )
         self.configs = configs
-        self.templates = Templates(loaded.root, variant)
+        self.templates = Templates(prompt_dirs(loaded.root, loaded.files[0]), variant)
         self.policy = ContextPolicy.parse(context)
         lines = RecordLines()
         self.prompters = {

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from ..errors import ScenarioError, UserError
 from ..model import EMBEDDED_ROUNDS, ModelConfig
 from ..protocol import MOVE, PROFILES, SYSTEM, VOTE, PartyPrompter, Templates, rules
-from ..scenario import LoadedScenario, data_root, load_scenario, load_variant, variants_dir
+from ..scenario import (
+    LoadedScenario,
+    data_root,
+    load_scenario,
+    load_variant,
+    prompt_dirs,
+    variant_folder,
+)
 from .log import HUMAN
 
 if TYPE_CHECKING:
@@ -35,7 +42,7 @@ EMBEDDED_CONTEXT = "window:2"
 
 @dataclass
 class RunOptions:
-    scenario: str = "cornered-in-iraq"
+    scenario: str | None = None  # a name or path; None: the home's default scenario
     rounds: int | None = None
     seed: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -99,7 +106,7 @@ def prepare(opts: RunOptions) -> Prepared:
     home = data_root(opts.home)
     whole = load_scenario(opts.scenario, home)
     loaded = with_rounds(whole, opts.rounds)
-    configs = party_configs(opts, list(whole.scenario.parties), home)
+    configs = party_configs(opts, list(whole.scenario.parties), prompt_dirs(home, whole.files[0]))
     return Prepared(opts, home, whole, loaded, configs)
 
 
@@ -119,10 +126,14 @@ def with_rounds(loaded: LoadedScenario, rounds: int | None) -> LoadedScenario:
     return loaded.model_copy(update={"scenario": new})
 
 
-def party_configs(opts: RunOptions, parties: list[str], root: Path) -> dict[str, ModelConfig]:
-    """Each party's model: the default, its own entry, then the variant's overrides, then the seed."""
-    variant = load_variant(root, opts.variant)
-    spec = variants_dir(root) / str(opts.variant) / "variant.yaml"
+def party_configs(
+    opts: RunOptions, parties: list[str], prompts: list[Path]
+) -> dict[str, ModelConfig]:
+    """Each party's model: the default, its own entry, then the variant's overrides, then the seed.
+    `prompts`: the folders the variant is looked up in (see `prompt_dirs`)."""
+    variant = load_variant(prompts, opts.variant)
+    if variant.models:  # the file that set them, for errors
+        spec = variant_folder(prompts, str(opts.variant)) / "variant.yaml"
     configs = {p: opts.party_models.get(p, opts.model) for p in parties}
     for p in opts.party_models:
         configs.setdefault(p, opts.party_models[p])
@@ -190,7 +201,7 @@ def render_all(
 def check_templates(loaded: LoadedScenario, variant: str | None = None) -> None:
     """Render every template of a scenario, for every party, in every prompt profile and for
     narrated play: what `majlis validate` checks."""
-    templates = Templates(loaded.root, variant)
+    templates = Templates(prompt_dirs(loaded.root, loaded.files[0]), variant)
     for profile in PROFILES:
         prompters = [
             PartyPrompter(loaded, p, templates, profile=profile) for p in loaded.scenario.parties

@@ -27,6 +27,7 @@ from ..errors import (
     RunError,
 )
 from ..model import error_line, refusal
+from ..scenario import runs_home
 from .checkpoints import open_checkpoints
 from .folder import RunDir, load_snapshot
 from .graph import build_graph
@@ -76,7 +77,7 @@ async def run_session(
     )
     async with players:
         run_id = opts.run_id or new_run_id(prepared.loaded.scenario.id)
-        rd = RunDir.create(opts.runs_root or prepared.home / "runs", run_id)
+        rd = RunDir.create(opts.runs_root or runs_home(opts.home) / "runs", run_id)
         rd.write_snapshot(prepared.loaded, prepared.home)
         manifest = new_manifest(run_id, prepared, players)
         rd.write_manifest(manifest)

@@ -12,48 +12,134 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, UserError
 from ..files import parse_file
 from .schema import AgentCard, LoadedScenario, Scenario, no_duplicates, package_count
 
 M = TypeVar("M", bound=BaseModel)
 
 
+# The folder majlis ships with: the checkout (an editable install) holding the default
+# scenarios, cards, prompt templates and eval files. Anything a home or a scenario folder
+# does not define is read from here.
+SHIPPED = Path(__file__).resolve().parents[3]
+# The scenario `majlis run` plays when none is named and the home holds several, one of them
+# this (the shipped home does).
+DEFAULT_SCENARIO = "cornered-in-iraq"
+
+
+def is_home(folder: Path) -> bool:
+    """A home is a folder with a scenarios/ folder (agents/, prompts/ and evals/ optional)."""
+    return (folder / "scenarios").is_dir()
+
+
+def given_home(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The home the user chose: --home, else $MAJLIS_HOME, else the current folder if it is
+    one; None when none was chosen. A chosen folder that is not a home is an error, never
+    passed over for another."""
+    for given, how in ((explicit, "--home"), (os.environ.get("MAJLIS_HOME"), "MAJLIS_HOME")):
+        if given:
+            folder = Path(given)
+            if not is_home(folder):
+                raise ScenarioError(
+                    folder, None, f"{how}: not a majlis home (no scenarios/ folder)"
+                )
+            return folder.resolve()
+    return Path.cwd().resolve() if is_home(Path.cwd()) else None
+
+
 def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Where agents/, prompts/ and scenarios/ live: --home, $MAJLIS_HOME, cwd, or the checkout."""
-    candidates: list[Path] = []
-    if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get("MAJLIS_HOME"):
-        candidates.append(Path(os.environ["MAJLIS_HOME"]))
-    candidates += [Path.cwd(), Path(__file__).resolve().parents[3]]
-    for c in candidates:
-        if (c / "scenarios").is_dir() and (c / "agents").is_dir():
-            return c.resolve()
-    raise ScenarioError(candidates[0], None, "no scenarios/ and agents/ folders here (set --home)")
+    """Where scenarios/ (and agents/, prompts/, evals/) are read: the chosen home, else the
+    shipped one."""
+    home = given_home(explicit)
+    if home is not None:
+        return home
+    if not is_home(SHIPPED):
+        raise ScenarioError(Path.cwd(), None, "no scenarios/ folder here (set --home)")
+    return SHIPPED
+
+
+def runs_home(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where runs/ goes by default: in the chosen home, else in the current folder (a
+    scenario played from a folder of its own records its runs beside it, not in the
+    shipped checkout)."""
+    return given_home(explicit) or Path.cwd().resolve()
 
 
 def list_scenarios(root: Path) -> list[str]:
     return sorted(p.parent.name for p in (root / "scenarios").glob("*/scenario.yaml"))
 
 
-def scenario_path(root: Path, name_or_path: str) -> Path:
+def default_scenario(root: Path) -> str:
+    """The scenario a command plays when none is named: the home's only one, else the
+    shipped default if the home holds it; otherwise the user must say which."""
+    names = list_scenarios(root)
+    if len(names) == 1:
+        return names[0]
+    if DEFAULT_SCENARIO in names:
+        return DEFAULT_SCENARIO
+    if not names:
+        raise ScenarioError(root / "scenarios", None, "no scenario here: name one by path")
+    raise UserError(f"{root / 'scenarios'} holds several scenarios: name one ({', '.join(names)})")
+
+
+def scenario_path(root: Path, name_or_path: str | None = None) -> Path:
+    """A scenario file from a path (a folder or its scenario.yaml) or a name: the home's
+    scenarios/NAME, else the shipped one of that name. None: the home's default."""
+    if name_or_path is None:
+        name_or_path = default_scenario(root)
     p = Path(name_or_path)
     if p.suffix in {".yaml", ".yml"} or p.is_dir():
         return p / "scenario.yaml" if p.is_dir() else p
-    candidate = root / "scenarios" / name_or_path / "scenario.yaml"
-    if not candidate.exists():
-        known = ", ".join(list_scenarios(root)) or "none"
-        raise ScenarioError(candidate, None, f"unknown scenario {name_or_path!r} (known: {known})")
-    return candidate
+    for base in dict.fromkeys((root, SHIPPED)):
+        candidate = base / "scenarios" / name_or_path / "scenario.yaml"
+        if candidate.exists():
+            return candidate
+    known = ", ".join(dict.fromkeys(list_scenarios(root) + list_scenarios(SHIPPED))) or "none"
+    raise ScenarioError(
+        root / "scenarios" / name_or_path / "scenario.yaml",
+        None,
+        f"unknown scenario {name_or_path!r} (known: {known})",
+    )
+
+
+def prompt_dirs(root: Path, scenario_file: Path | None = None) -> list[Path]:
+    """Where prompt templates and variants are looked up, first match wins: the scenario's
+    own prompts/ folder (beside its scenario.yaml), the home's, the shipped one."""
+    own = [scenario_file.parent / "prompts"] if scenario_file else []
+    return _existing([*own, root / "prompts", SHIPPED / "prompts"])
+
+
+def eval_dirs(root: Path) -> list[Path]:
+    """Where the judge's templates are looked up: the home's evals/, then the shipped one."""
+    return _existing([root / "evals", SHIPPED / "evals"])
+
+
+def _existing(folders: list[Path]) -> list[Path]:
+    found = [f for f in dict.fromkeys(p.resolve() for p in folders) if f.is_dir()]
+    return found or [folders[-1]]
+
+
+def shipped_file(root: Path, relative: str) -> Path:
+    """A data file of the home (evals/prices.yaml, a rubric), else the shipped one."""
+    own = root / relative
+    return own if own.exists() or not (SHIPPED / relative).exists() else SHIPPED / relative
 
 
 def card_path(root: Path, scenario_file: Path, party: str) -> Path:
-    """A scenario may carry its own agents/ folder; the top-level agents/ is the fallback.
-    A card that is there but broken (a dangling or looping link) is the scenario's own:
-    it is reported, never silently replaced by the fallback's card of the same name."""
-    local = scenario_file.parent / "agents" / f"{party}.yaml"
-    return local if local.exists() or local.is_symlink() else root / "agents" / f"{party}.yaml"
+    """A party's card: in the scenario's own agents/ folder, else in the agents/ of the home
+    the scenario sits in (scenarios/NAME/ in it), else in the home's. A card that is there
+    but broken (a dangling or looping link) is reported, never silently replaced by another
+    folder's card of the same name."""
+    folders = [scenario_file.parent / "agents"]
+    if scenario_file.parent.parent.name == "scenarios":
+        folders.append(scenario_file.parent.parent.parent / "agents")
+    folders.append(root / "agents")
+    for folder in folders:
+        card = folder / f"{party}.yaml"
+        if card.exists() or card.is_symlink():
+            return card
+    return folders[-1] / f"{party}.yaml"
 
 
 def _why_broken(path: Path) -> str:
@@ -84,9 +170,8 @@ def _stamp(path: Path) -> tuple[str, bytes] | None:
 _LOADED: dict[tuple[str, str], tuple[tuple[Any, ...], LoadedScenario]] = {}
 
 
-def load_scenario(
-    name_or_path: str = "cornered-in-iraq", root: Path | None = None
-) -> LoadedScenario:
+def load_scenario(name_or_path: str | None = None, root: Path | None = None) -> LoadedScenario:
+    """A scenario by name or path (None: the home's default), with its cards, checked."""
     root = root or data_root()
     path = scenario_path(root, name_or_path)
     key = (str(root), str(path))
