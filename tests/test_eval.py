@@ -124,12 +124,18 @@ def test_eval_cli_formats_and_rows(run_dir: Path, home: Path) -> None:
 
 async def test_eval_counts_side_leaks_and_reads_older_reports(run_dir: Path) -> None:
     report = await evaluate_run(run_dir)
-    assert report.schema_version == EVAL_SCHEMA_VERSION == 3
+    assert report.schema_version == EVAL_SCHEMA_VERSION == 4
     assert eval_row(report)["findings.side_leak"] == 0
+    assert (report.metrics.branch, report.metrics.branch_label) in {
+        ("muddle_through", "Muddle through"),
+        ("rupture", "Rupture"),
+    }
     data = json.loads((run_dir / "eval.json").read_text())
-    for version in (1, 2):  # before side_leak findings: still read
+    del data["metrics"]["branch_label"]  # before version 4 the metrics had no branch label
+    for version in (1, 2, 3):  # before side_leak findings (3), before labels (4): still read
         (run_dir / "eval.json").write_text(json.dumps(data | {"schema_version": version}))
-        assert read_report(run_dir / "eval.json").run_id == run_dir.name
+        older = read_report(run_dir / "eval.json")
+        assert older.run_id == run_dir.name and older.metrics.branch == report.metrics.branch
 
 
 def test_empty_folder_and_missing_path(tmp_path: Path) -> None:

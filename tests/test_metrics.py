@@ -597,6 +597,7 @@ def test_summary_row() -> None:
         "rounds": 2,
         "kind": "deal",
         "branch": "muddle_through",
+        "branch_label": "Muddle through",  # the older form's branches are named from their ids
         "scored": "deal",
         "welfare_sum": 17,
         "nash": 2,

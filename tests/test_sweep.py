@@ -54,6 +54,12 @@ async def test_compare_finds_a_real_difference_and_not_a_fake_one(
     assert "view-facilitator.html" in html, "each run links to its transcript page"
     assert "score.washington" in html and "<script" not in html and "Deal rate" in html
     assert "baseline--scripted--s1" in html and any("side-by-side" in p.name for p in paths)
+    # every branch of the scenario has its column, reached or not, in the scenario's words
+    assert "<th>Muddle through</th><th>Rupture</th>" in html
+    summary = (tmp_path / "sweep" / "compare" / "summary.md").read_text()
+    branches = summary.split("| group | Muddle through | Rupture |\n| --- | --- | --- |\n")[1]
+    counts = [line.split(" | ")[1:] for line in branches.splitlines()]
+    assert [sum(int(n.strip(" |")) for n in c) for c in counts] == [4, 4, 4]
     rows = (tmp_path / "sweep" / "compare" / "runs.csv").read_text().splitlines()
     assert len(rows) == 13 and rows[0].startswith("run_id,variant,model,seed")
 

@@ -130,7 +130,7 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
         brief = [
             "run_id",
             "kind",
-            "branch",
+            "branch_label",  # the table shows the branch in the scenario's words
             "deal_round",
             "welfare_sum",
             "nash",
@@ -141,7 +141,10 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
             "skipped",
         ]
         keep = [c for c in columns if c in brief or c.startswith(("findings.", "judge."))]
-        table = Table(*(c.replace("findings.", "").replace("judge.", "j:") for c in keep))
+        heads = {"branch_label": "branch"}
+        table = Table(
+            *(heads.get(c, c).replace("findings.", "").replace("judge.", "j:") for c in keep)
+        )
         for row in rows:
             table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in keep))
         out.print(table)

@@ -139,7 +139,7 @@ def compare(
     ] = None,
 ) -> None:
     """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
-    from ..compare import collect, compare as run_compare, write_report
+    from ..compare import branch_counts, collect, compare as run_compare, write_report
     from ..workshop import write_html
 
     if by not in ("variant", "model"):
@@ -162,6 +162,11 @@ def compare(
                 t.note if t else "baseline",
             )
         out.print(table)
+    labels, counts = branch_counts(c)
+    table = Table("group", *(escape(label) for label in labels.values()), title="outcome branches")
+    for g, by in counts.items():
+        table.add_row(g, *(str(n) for n in by.values()))
+    out.print(table)
     paths = write_report(
         c, out_dir or sweep_dir / "compare", view=lambda run: write_html(run, "facilitator")
     )

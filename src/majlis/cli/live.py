@@ -185,6 +185,7 @@ class LiveView:
             if c["task"] == "move":
                 self.progress.advance(self.task)
         elif t == "outcome":
-            line = f"\n[bold]Outcome: {c['kind']}[/] ({c['branch'].replace('_', ' ')})"
+            branch = self.loaded.scenario.branch_label(c["branch"])
+            line = f"\n[bold]Outcome: {c['kind']}[/] ({escape(branch)})"
         if line is not None:
             self.progress.console.print(line, highlight=False)

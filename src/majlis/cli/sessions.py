@@ -243,8 +243,11 @@ def resume(
 
 
 def _summary(result: Any) -> None:
+    from ..run import load_snapshot
+
     o = result.outcome
-    table = Table(title=f"{o.kind} ({o.branch.replace('_', ' ')}) after {o.rounds_used} round(s)")
+    branch = load_snapshot(result.run_dir).scenario.branch_label(o.branch)
+    table = Table(title=f"{o.kind} ({escape(branch)}) after {o.rounds_used} round(s)")
     for col in ("party", "score", "walk-away", "margin", "last vote"):
         table.add_column(col)
     for pid, r in o.parties.items():

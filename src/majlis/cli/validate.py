@@ -32,10 +32,10 @@ class Zone:
     scenario: str
     packages: int
     passing: int
-    branches: dict[str, int]
+    branches: tuple[tuple[str, int], ...]  # (label, packages), in the scenario's order; no 0s
 
     def line(self) -> str:
-        split = ", ".join(f"{b.replace('_', ' ')} {n}" for b, n in self.branches.items())
+        split = ", ".join(f"{_in_a_list(label)} {n}" for label, n in self.branches)
         return (
             f"{self.scenario}: zone of agreement {self.passing:,} of {self.packages:,} packages"
             + (f" ({split})" if split else "")
@@ -45,8 +45,14 @@ class Zone:
 def zone_summary(loaded: LoadedScenario) -> Zone:
     zone = rules.zone_of_agreement(loaded)
     s = loaded.scenario
-    branches = Counter(rules.classify_branch(s, "deal", p) for p in zone)
-    return Zone(s.id, package_count(s), len(zone), dict(sorted(branches.items())))
+    reached = Counter(rules.classify_branch(s, "deal", p) for p in zone)
+    branches = tuple((b.label, reached[b.id]) for b in s.branches if reached[b.id])
+    return Zone(s.id, package_count(s), len(zone), branches)
+
+
+def _in_a_list(label: str) -> str:
+    """A label inside a sentence: its first letter small, unless it opens with an acronym."""
+    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
 
 
 def _template(root: Path, path: Path) -> int:

@@ -3,6 +3,7 @@
 from .comparison import (
     Comparison as Comparison,
     RunRow as RunRow,
+    branch_counts as branch_counts,
     collect as collect,
     compare as compare,
 )

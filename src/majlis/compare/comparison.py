@@ -17,6 +17,7 @@ from typing import Literal
 from ..errors import UserError
 from ..evals import compute_metrics, summary_row
 from ..run import RunDir, load_snapshot
+from ..scenario import in_words
 from .stats import Interval, PairedTest, bootstrap_ci, sign_flip_test
 
 By = Literal["variant", "model"]
@@ -31,6 +32,8 @@ class RunRow:
     seed: int
     values: dict[str, float | None]
     path: Path
+    branch: str = ""  # the id of the branch the run's outcome is filed under
+    branches: dict[str, str] = field(default_factory=dict)  # its scenario's: id -> label
 
 
 @dataclass
@@ -68,9 +71,14 @@ def collect(sweep_dir: Path) -> list[RunRow]:
             continue  # not a sweep cell, or not finished
         rd = RunDir(path)
         events, _cut = rd.read_events()  # a damaged line refuses the comparison, naming it
-        row = summary_row(compute_metrics(load_snapshot(rd), events))
+        loaded = load_snapshot(rd)
+        metrics = compute_metrics(loaded, events)
+        row = summary_row(metrics)
         values = {k: float(v) if isinstance(v, int | float) else None for k, v in row.items()}
-        rows.append(RunRow(path.name, cell[0], cell[1], cell[2], values, path))
+        labels = {b.id: b.label for b in loaded.scenario.branches}
+        rows.append(
+            RunRow(path.name, cell[0], cell[1], cell[2], values, path, metrics.branch, labels)
+        )
     if not rows:
         raise UserError(f"{sweep_dir} has no finished runs to compare")
     return rows
@@ -119,6 +127,22 @@ def compare(
     return result
 
 
+def branch_counts(c: Comparison) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """The branches the runs' scenarios define (id -> label, in their order), and per group
+    how many runs reached each: counted by id, a branch no run reached at 0."""
+    labels: dict[str, str] = {}
+    for r in c.rows:
+        labels |= {b: label for b, label in r.branches.items() if b not in labels}
+    for r in c.rows:  # a run filed under a branch its scenario does not name (hand-edited)
+        labels.setdefault(r.branch, in_words(r.branch))
+    groups = group_runs(c)
+    counts = {g: dict.fromkeys(labels, 0) for g in sorted(groups)}
+    for g, rows in groups.items():
+        for r in rows:
+            counts[g][r.branch] += 1
+    return labels, counts
+
+
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}g}"
 
@@ -165,12 +189,15 @@ def to_csv(c: Comparison) -> str:
 
 
 def runs_csv(c: Comparison) -> str:
-    metrics = sorted(set().union(*(r.values for r in c.rows)))
+    """One row per run: its cell, its branch (id and words), then every metric."""
+    metrics = sorted(set().union(*(r.values for r in c.rows)) - {"branch", "branch_label"})
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["run_id", "variant", "model", "seed", *metrics])
+    w.writerow(["run_id", "variant", "model", "seed", "branch", "branch_label", *metrics])
     for r in c.rows:
-        w.writerow([r.run_id, r.variant, r.model, r.seed, *(r.values.get(m) for m in metrics)])
+        label = r.branches.get(r.branch, in_words(r.branch))
+        cell = [r.run_id, r.variant, r.model, r.seed, r.branch, label]
+        w.writerow([*cell, *(r.values.get(m) for m in metrics)])
     return buf.getvalue()
 
 
@@ -198,7 +225,13 @@ def to_markdown(c: Comparison) -> str:
                 f"{t.note if t else 'baseline'} |"
             )
         lines.append("")
-    return "\n".join(lines)
+    labels, counts = branch_counts(c)
+    lines += ["## Outcome branches", "", "| group | " + " | ".join(labels.values()) + " |"]
+    lines.append("| --- |" + " --- |" * len(labels))
+    lines += [
+        f"| {g} | " + " | ".join(str(n) for n in by.values()) + " |" for g, by in counts.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def to_json(c: Comparison) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..run import RunDir, load_snapshot
-from .comparison import Comparison, group_runs, runs_csv, to_csv, to_markdown
+from .comparison import Comparison, branch_counts, group_runs, runs_csv, to_csv, to_markdown
 
 PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]
 STYLE = """
@@ -101,6 +101,7 @@ def write_report(
         "that share a seed and the other factors.</p>",
     ]
     body.append(_deal_rate(c))
+    body.append(_branches(c))
     for r in c.results:
         groups = {
             g: [row.values[r.metric] for row in rows if row.values[r.metric] is not None]
@@ -187,6 +188,22 @@ def _deal_rate(c: Comparison) -> str:
     return "".join(parts) + "</svg>"
 
 
+def _branches(c: Comparison) -> str:
+    """A table: how many of each group's runs ended in each of the scenario's branches."""
+    labels, counts = branch_counts(c)
+    head = "".join(f"<th>{_e(label)}</th>" for label in labels.values())
+    rows = []
+    for g, by in counts.items():
+        total = sum(by.values()) or 1
+        cells = "".join(f"<td>{n} ({n / total:.0%})</td>" for n in by.values())
+        rows.append(f"<tr><td>{_e(g)}</td>{cells}</tr>")
+    return (
+        "<h2>Outcome branches</h2><p class=note>Runs of each group filed under each of the "
+        "scenario's branches.</p>"
+        f"<table><tr><th>group</th>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def _views(c: Comparison, folder: Path, view: Callable[[Path], Path]) -> dict[str, str]:
     """A page for every transcript, linked relative to the report."""
     out = {}
@@ -227,7 +244,8 @@ def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path]]:
 def _public_talk(run: Path) -> str:
     rd = RunDir(run)
     events, _ = rd.read_events()
-    cards = load_snapshot(rd).cards
+    loaded = load_snapshot(rd)
+    cards = loaded.cards
     out = []
     for e in events:
         c = e["content"]
@@ -249,5 +267,6 @@ def _public_talk(run: Path) -> str:
                 f"{_e(', '.join(c['accept']))}</div>"
             )
         elif e["type"] == "outcome":
-            out.append(f'<div class="round">Outcome: {_e(c["kind"])} ({_e(c["branch"])})</div>')
+            branch = loaded.scenario.branch_label(c["branch"])
+            out.append(f'<div class="round">Outcome: {_e(c["kind"])} ({_e(branch)})</div>')
     return "".join(out)

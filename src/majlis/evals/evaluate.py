@@ -28,8 +28,9 @@ from .metrics import RunMetrics, compute_metrics, summary_row
 
 # 2: `skipped`, the damaged lines of events.jsonl left out
 # 3: findings of kind `side_leak` (side talk repeated or used where it should not be)
-EVAL_SCHEMA_VERSION = 3
-EVAL_READABLE_VERSIONS = {1, 2, 3}
+# 4: metrics.branch_label, the scenario's words for the branch (`branch` keeps its id)
+EVAL_SCHEMA_VERSION = 4
+EVAL_READABLE_VERSIONS = {1, 2, 3, 4}
 
 
 class EvalReport(BaseModel):

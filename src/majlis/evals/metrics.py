@@ -96,7 +96,8 @@ class RunMetrics(_Model):
     deal_round: int | None  # = rounds taken to reach the deal (rounds count from 1)
     deal_in_final_round: bool
     kind: rules.OutcomeKind
-    branch: str
+    branch: str  # the id of the scenario's branch the outcome is filed under
+    branch_label: str = ""  # its words (reports before eval schema 4 have none)
     agreement: dict[str, str | None]  # issue by issue, on the latest public positions
     scored: Scored | None  # which package the scores are of
     package: dict[str, str] | None
@@ -361,7 +362,8 @@ def compute_metrics(loaded: LoadedScenario, events: Iterable[Ev]) -> RunMetrics:
         deal_round=d_round,
         deal_in_final_round=deal and d_round == s.deal_rule.max_rounds,
         kind=kind,
-        branch=rules.classify_branch(s, kind, settled),
+        branch=(branch := rules.classify_branch(s, kind, settled)),
+        branch_label=s.branch_label(branch),
         agreement=agreed,
         scored=scored,
         package=None if package is None else dict(package),
@@ -373,7 +375,8 @@ def compute_metrics(loaded: LoadedScenario, events: Iterable[Ev]) -> RunMetrics:
     )
 
 
-_SUMMARY = ("scenario_id", "incomplete", "deal", "deal_round", "rounds", "kind", "branch", "scored")
+_SUMMARY = ("scenario_id", "incomplete", "deal", "deal_round", "rounds", "kind", "branch")
+_SUMMARY += ("branch_label", "scored")
 
 
 def summary_row(m: RunMetrics) -> dict[str, float | int | str | None]:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
-from typing import Literal
 
-from ..scenario import DealRule, LoadedScenario, Scenario
+from ..scenario import BranchWhen, DealRule, LoadedScenario, OutcomeKind, Scenario
 
 Package = dict[str, str]
-OutcomeKind = Literal["deal", "partial", "none"]
 
 
 def turn_order(scenario: Scenario, round_no: int) -> list[str]:
@@ -91,12 +89,32 @@ def lean(scenario: Scenario, agreed: Mapping[str, str | None]) -> int:
     return total
 
 
+def branch_applies(
+    scenario: Scenario, when: BranchWhen | None, kind: OutcomeKind, agreed: Mapping[str, str | None]
+) -> bool:
+    """Whether an outcome meets every condition of a branch's `when` (none: the catch-all)."""
+    if when is None:
+        return True
+    if when.outcome is not None and kind not in when.outcome:
+        return False
+    total = lean(scenario, agreed)
+    if when.lean_at_least is not None and total < when.lean_at_least:
+        return False
+    if when.lean_below is not None and total >= when.lean_below:
+        return False
+    return all(agreed.get(issue) in options for issue, options in (when.agreed or {}).items())
+
+
 def classify_branch(scenario: Scenario, kind: OutcomeKind, agreed: Mapping[str, str | None]) -> str:
-    """The seed's two futures: `muddle_through` or `rupture`, by the scenario's branch rule."""
-    rule = scenario.branches
-    if kind == "none":
-        return rule.no_deal
-    return "muddle_through" if lean(scenario, agreed) >= rule.muddle_through_at else rule.otherwise
+    """The id of the scenario's first branch whose conditions the outcome meets.
+
+    Loading checks that the last branch has no conditions, so one always applies; a
+    scenario built in code without such a catch-all gets its last branch all the same.
+    """
+    for branch in scenario.branches:
+        if branch_applies(scenario, branch.when, kind, agreed):
+            return branch.id
+    return scenario.branches[-1].id
 
 
 def red_line_hits(

@@ -18,17 +18,21 @@ from .load import (
     shipped_file as shipped_file,
 )
 from .schema import (
+    DEFAULT_BRANCHES as DEFAULT_BRANCHES,
     AgentCard as AgentCard,
     Branch as Branch,
     BranchRule as BranchRule,
+    BranchWhen as BranchWhen,
     DealRule as DealRule,
     Inject as Inject,
     Issue as Issue,
     LoadedScenario as LoadedScenario,
     Option as Option,
+    OutcomeKind as OutcomeKind,
     RedLine as RedLine,
     Scenario as Scenario,
     Slug as Slug,
+    in_words as in_words,
     package_count as package_count,
 )
 from .skeleton import (

@@ -260,6 +260,41 @@ def _check_scenario(path: Path, s: Scenario) -> None:
                 f"injects.{i}.round",
                 f"round {inj.round} is after the last round {s.deal_rule.max_rounds}",
             )
+    _check_branches(path, s)
+
+
+def _check_branches(path: Path, s: Scenario) -> None:
+    """Branch ids are unique, only the last branch (the catch-all) has no `when`, and the
+    issues and options a branch names are on the agenda."""
+
+    def fail(field: str, msg: str) -> None:
+        raise ScenarioError(path, field, msg)
+
+    seen: set[str] = set()
+    last = len(s.branches) - 1
+    issues = {i.id: i for i in s.agenda}
+    for n, branch in enumerate(s.branches):
+        if branch.id in seen:
+            fail(f"branches.{n}.id", f"duplicate branch {branch.id!r}")
+        seen.add(branch.id)
+        if branch.when is None and n < last:
+            fail(
+                f"branches.{n}.when",
+                "only the last branch may leave out `when`: "
+                "the branches after this one could never apply",
+            )
+        if branch.when is not None and n == last:
+            fail(
+                f"branches.{n}.when",
+                "the last branch takes every outcome the others do not: it has no `when`",
+            )
+        for issue_id, options in ((branch.when and branch.when.agreed) or {}).items():
+            where = f"branches.{n}.when.agreed.{issue_id}"
+            if issue_id not in issues:
+                fail(where, f"no such issue {issue_id!r} on the agenda")
+            for k, option in enumerate(options):
+                if option not in issues[issue_id].option_ids():
+                    fail(f"{where}.{k}", f"no such option {option!r} for issue {issue_id!r}")
 
 
 def _check_card(path: Path, card: AgentCard, s: Scenario) -> None:

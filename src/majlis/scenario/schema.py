@@ -1,4 +1,4 @@
-"""The scenario files as data: agenda, deal rule, injects, stakeholder cards.
+"""The scenario files as data: agenda, deal rule, injects, outcome branches, stakeholder cards.
 
 Pydantic models that refuse unknown keys, one per kind of YAML file (a scenario, an agent
 card) and their parts, and `LoadedScenario`, a scenario with its cards as a session uses
@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Branch = Literal["muddle_through", "rupture"]
+OutcomeKind = Literal["deal", "partial", "none"]
 
 
 class _Strict(BaseModel):
@@ -31,7 +31,11 @@ class Option(_Strict):
     label: str = Field(min_length=1)
     description: str = ""
     lean: int = Field(
-        0, ge=-3, le=3, description="Pull toward muddling through (+) or rupture (-)."
+        0,
+        ge=-3,
+        le=3,
+        description="Added up over the agreed options; the scenario's branch rules "
+        "(lean_at_least, lean_below) say what a sum means.",
     )
 
 
@@ -67,16 +71,114 @@ class Inject(_Strict):
     text: str = Field(min_length=1)
 
 
+class BranchWhen(_Strict):
+    """When a branch applies: every condition given must hold (at least one is given)."""
+
+    outcome: list[OutcomeKind] | None = Field(
+        None,
+        min_length=1,
+        description="The outcome kinds it applies to: deal (a package passed), partial "
+        "(no package, some issues agreed in public), none.",
+    )
+    lean_at_least: int | None = Field(
+        None, description="The lean sum of the agreed options is at least this."
+    )
+    lean_below: int | None = Field(
+        None, description="The lean sum of the agreed options is below this."
+    )
+    agreed: dict[Slug, list[Slug]] | None = Field(
+        None,
+        description="Per issue, the options of which the agreed one must be one; an issue "
+        "left unagreed fails the condition.",
+    )
+
+    @model_validator(mode="after")
+    def _conditions_that_can_hold(self) -> BranchWhen:
+        if all(getattr(self, k) is None for k in type(self).model_fields):
+            raise ValueError("names no condition: leave `when` out for the catch-all branch")
+        low, high = self.lean_at_least, self.lean_below
+        if low is not None and high is not None and low >= high:
+            raise ValueError(f"lean_at_least {low} is not below lean_below {high}: nothing fits")
+        if any(not options for options in (self.agreed or {}).values()):
+            raise ValueError("an issue under `agreed` lists no option")
+        return self
+
+
+class Branch(_Strict):
+    """One future an outcome can be filed under. A scenario lists its branches in order and
+    an outcome takes the first whose `when` holds; the last has no `when`: it takes the rest."""
+
+    id: Slug
+    label: str = Field(min_length=1, description="The branch in words, as people read it.")
+    description: str = ""
+    when: BranchWhen | None = None
+
+
+DEFAULT_BRANCHES = (
+    Branch(
+        id="agreement",
+        label="Agreement",
+        description="The parties passed a package.",
+        when=BranchWhen(outcome=["deal"]),
+    ),
+    Branch(
+        id="no_agreement",
+        label="No agreement",
+        description="No package passed; at most some issues were agreed in public.",
+    ),
+)
+
+
+def in_words(branch_id: str) -> str:
+    """A branch id read as words: what is shown when no label is known for it."""
+    return branch_id.replace("_", " ")
+
+
 class BranchRule(_Strict):
-    """Classifies an outcome into one of the seed's two branches.
+    """The older form of `branches`, still read: a mapping with two fixed futures.
 
     A deal or partial deal whose agreed options have a lean sum at or above
-    `muddle_through_at` is `muddle_through`; anything else, and no deal, takes `otherwise`.
+    `muddle_through_at` is `muddle_through`; a lower sum takes `otherwise`, no deal
+    `no_deal`. `branches()` says the same as a list of branches.
     """
 
     muddle_through_at: int = 0
-    no_deal: Branch = "rupture"
-    otherwise: Branch = "rupture"
+    no_deal: Literal["muddle_through", "rupture"] = "rupture"
+    otherwise: Literal["muddle_through", "rupture"] = "rupture"
+
+    def branches(self) -> list[Branch]:
+        """The same rule in the list form, for each way its two fields can be set."""
+        agreed: list[OutcomeKind] = ["deal", "partial"]
+        at = self.muddle_through_at
+        muddle, rupture = "muddle_through", "rupture"
+        if (self.no_deal, self.otherwise) == (rupture, rupture):
+            return [_old(muddle, BranchWhen(outcome=agreed, lean_at_least=at)), _old(rupture)]
+        if (self.no_deal, self.otherwise) == (rupture, muddle):
+            return [_old(muddle, BranchWhen(outcome=agreed)), _old(rupture)]
+        if (self.no_deal, self.otherwise) == (muddle, rupture):
+            return [_old(rupture, BranchWhen(outcome=agreed, lean_below=at)), _old(muddle)]
+        return [_old(muddle)]  # both fields muddle_through: nothing is a rupture
+
+
+def _old(branch_id: str, when: BranchWhen | None = None) -> Branch:
+    return Branch(id=branch_id, label=in_words(branch_id).capitalize(), when=when)
+
+
+def _branch_list(value: Any) -> Any:
+    """The older form (a mapping, or a BranchRule made in code) read as the list it means;
+    no branches at all, the default pair."""
+    if value is None:
+        return list(DEFAULT_BRANCHES)
+    if isinstance(value, dict):
+        value = BranchRule.model_validate(value)
+    return value.branches() if isinstance(value, BranchRule) else value
+
+
+Branches = Annotated[
+    list[Branch],
+    BeforeValidator(_branch_list, json_schema_input_type=list[Branch] | BranchRule),
+    Field(min_length=1),
+]
 
 
 class Scenario(_Strict):
@@ -92,13 +194,28 @@ class Scenario(_Strict):
     agenda: list[Issue] = Field(min_length=1)
     deal_rule: DealRule
     injects: list[Inject] = []
-    branches: BranchRule = BranchRule()
+    branches: Branches = Field(
+        default_factory=lambda: list(DEFAULT_BRANCHES),
+        description="The futures an outcome is filed under, in order: the first whose `when` "
+        "holds; the last, with no `when`, takes the rest. Without it: agreement (a deal) "
+        "and no_agreement. The older mapping form (muddle_through_at, no_deal, otherwise) "
+        "is still read.",
+    )
 
     def issue(self, issue_id: str) -> Issue:
         for issue in self.agenda:
             if issue.id == issue_id:
                 return issue
         raise KeyError(issue_id)
+
+    def branch(self, branch_id: str) -> Branch | None:
+        return next((b for b in self.branches if b.id == branch_id), None)
+
+    def branch_label(self, branch_id: str) -> str:
+        """The words for one of this scenario's branches; an id it does not define (a run
+        recorded under other rules) is shown as its words."""
+        branch = self.branch(branch_id)
+        return branch.label if branch else in_words(branch_id)
 
 
 class RedLine(_Strict):

@@ -116,12 +116,15 @@ def load_run(path: Path, t: DebriefTexts) -> Run:
         votes = {p: r.vote for p, r in outcome.parties.items()}
     deal = dict(m.package) if m.deal and m.package else None
     package = dict(outcome.package) if outcome else (deal or dict(m.agreement))
+    branch_id = outcome.branch if outcome else m.branch
+    branch = loaded.scenario.branch(branch_id)  # None: a branch the recorded scenario lacks
     values: dict[str, object] = {
         "scenario": loaded.scenario.title,
         "run_id": manifest.run_id,
         "created": manifest.created.replace("T", " ").replace("+00:00", " UTC"),
         "kind": t.labels.kinds[outcome.kind if outcome else m.kind],
-        "branch": (outcome.branch if outcome else m.branch).replace("_", " "),
+        "branch": loaded.scenario.branch_label(branch_id),
+        "branch_description": branch.description.strip() if branch else "",
         "deal_round": m.deal_round or t.labels.not_applicable,
         "rounds": m.rounds,
     }

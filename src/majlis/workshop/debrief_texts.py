@@ -21,7 +21,12 @@ from ..scenario import Slug, data_root
 FILE = Path("evals") / "debrief.yaml"
 CHECKOUT = Path(__file__).resolve().parents[3]
 
-RUN_KEYS = frozenset({"scenario", "run_id", "created", "kind", "branch", "deal_round", "rounds"})
+RUN_KEYS = frozenset(
+    {
+        "scenario", "run_id", "created", "kind", "branch", "branch_description", "deal_round",
+        "rounds",
+    }
+)  # fmt: skip
 PARTY_KEYS = frozenset(
     {
         "name", "role", "stance", "interest", "score", "threshold", "margin", "margin_abs",

@@ -39,7 +39,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import UserError
 from ..model import Completion, LoopbackServer
-from ..run import RunDir
+from ..run import RunDir, load_snapshot
+from ..scenario import in_words
 from .debrief import render_debrief
 from .tags import Annotation, add_annotation, read_annotations, remove_annotation, to_csv
 from .viewer import render_html, static_page
@@ -268,11 +269,20 @@ def run_summary(path: Path) -> dict[str, Any]:
         row |= {"scenario": m.scenario.get("id", ""), "created": m.created, "status": m.status}
         outcome = rd.read_outcome()
         if outcome:
-            row["outcome"] = f"{outcome.kind} / {outcome.branch.replace('_', ' ')}"
+            row["outcome"] = f"{outcome.kind} / {_branch_words(rd, outcome.branch)}"
         row["tags"] = len(read_annotations(path))
     except (UserError, ValueError, KeyError) as exc:
         row["outcome"] = _one_line(exc)
     return row
+
+
+def _branch_words(rd: RunDir, branch: str) -> str:
+    """The branch as the run's scenario names it; its id in words if scenario.json is
+    unreadable (the index still lists the run: its pages say what is wrong)."""
+    try:
+        return load_snapshot(rd).scenario.branch_label(branch)
+    except UserError:
+        return in_words(branch)
 
 
 def _when(created: str) -> datetime:

@@ -136,6 +136,10 @@ def build_data(
                 for i in s.agenda
             ],
             "deal_rule": s.deal_rule.model_dump(),
+            # the futures the outcome may be filed under, in words (their rules stay out)
+            "branches": [
+                {"id": b.id, "label": b.label, "description": b.description} for b in s.branches
+            ],
         },
     }
     party_ids = [p for p in s.parties if p in loaded.cards]

@@ -67,6 +67,19 @@
     ISSUES[issue.id] = { issue: issue, labels: labels };
   });
 
+  var BRANCHES = Object.create(null);  // no inherited keys: an id is only ever a branch
+  (DATA.scenario.branches || []).forEach(function (b) { BRANCHES[b.id] = b; });
+
+  // A branch in the scenario's words; an id the scenario does not define, as words.
+  function branchName(id) {
+    return BRANCHES[id] ? BRANCHES[id].label : String(id).replace(/_/g, " ");
+  }
+
+  function branchEl(id) {
+    var b = BRANCHES[id];
+    return h("strong", { class: "branch", text: branchName(id), title: b && b.description ? b.description : null });
+  }
+
   function partyName(id) {
     if (id === "facilitator") return "Facilitator";
     return PARTIES[id] ? PARTIES[id].name : String(id);
@@ -210,8 +223,9 @@
     var kinds = { deal: "Deal", partial: "Partial deal", none: "No deal" };
     var head = [h("span", { class: "kind-" + o.kind, text: kinds[o.kind] || o.kind })];
     if (o.deal_round) head.push(" in round " + o.deal_round);
-    head.push(" · future: ", h("strong", { text: String(o.branch).replace(/_/g, " ") }));
+    head.push(" · future: ", branchEl(o.branch));
     head.push(" · " + o.rounds_used + " rounds used");
+    var future = BRANCHES[o.branch];
     var rows = DATA.parties.map(function (p) {
       var r = (o.parties || {})[p.id] || {};
       var cells = [h("th", { scope: "row" }, chip(p.id)),
@@ -233,6 +247,7 @@
     return h("section", { class: "panel", id: "outcome", "data-kind": o.kind },
       h("h2", { text: "Outcome" }),
       h("p", { class: "headline" }, head),
+      future && future.description ? h("p", { class: "branch-description text", text: future.description }) : null,
       h("h3", { text: o.kind === "deal" ? "Agreed package" : "Agreement issue by issue" }),
       packageTable(o.package),
       h("h3", { text: FAC ? "Each party's score of the outcome" : "Last votes" }),
@@ -370,7 +385,7 @@
           " failed after " + (c.attempts || 0) + " attempts: ", h("span", { text: c.error })),
         c.raw ? h("details", null, h("summary", { text: "Raw reply" }), h("pre", { class: "raw", text: c.raw })) : null];
       case "outcome":
-        return [h("p", null, "Session ends: ", h("strong", { text: c.kind }), " · future: ", h("strong", { text: String(c.branch).replace(/_/g, " ") })),
+        return [h("p", null, "Session ends: ", h("strong", { text: c.kind }), " · future: ", branchEl(c.branch)),
           packageTable(c.package)];
       default:
         return [h("pre", { class: "raw", text: JSON.stringify(c, null, 2) })];
