@@ -137,6 +137,68 @@ def experiment(
     return exp
 
 
+def small_home(
+    root: Path,
+    agenda: dict[str, list[str]],
+    cards: dict[str, dict[str, Any]],
+    *,
+    ordered: Sequence[str] = (),
+    leans: dict[str, dict[str, int]] | None = None,
+    min_accept: int = 2,
+    rounds: int = 4,
+    name: str = "small",
+) -> Path:
+    """A home under `root` holding one small scenario of our own, for figures worked out by hand.
+
+    `agenda` gives each issue's option ids in the order listed (the issues in `ordered` are
+    marked so, and `leans` gives options a lean other than 0); `cards` gives each party's
+    `scores` and `threshold`, and may set any other card field. The first party convenes and
+    alone holds a veto. The prompts are the repository's, with one plain persona."""
+    home = root / name
+    shutil.copytree(REPO / "prompts", home / "prompts")
+    (home / "prompts" / "personas" / "plain.md.j2").write_text("You speak plainly.\n")
+    (home / "agents").mkdir()
+    folder = home / "scenarios" / name
+    (folder / "agents").mkdir(parents=True)
+    parties = list(cards)
+    vetoes = parties[:1]
+    issues = [
+        {
+            "id": issue,
+            "title": f"Issue {issue}",
+            "ordered": issue in ordered,
+            "options": [
+                {"id": o, "label": f"Option {o}", "lean": (leans or {}).get(issue, {}).get(o, 0)}
+                for o in options
+            ],
+        }
+        for issue, options in agenda.items()
+    ]
+    scenario = {
+        "id": name,
+        "title": f"The {name} scenario",
+        "brief": "A small test of the rules.",
+        "convener": parties[0],
+        "parties": parties,
+        "agenda": issues,
+        "deal_rule": {"veto": vetoes, "min_accept": min_accept, "max_rounds": rounds},
+    }
+    (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
+    for pid, fields in cards.items():
+        card = {
+            "id": pid,
+            "name": pid.title(),
+            "role": f"The {pid} party",
+            "persona": "personas/plain.md.j2",
+            "public_stance": "We want a fair settlement.",
+            "private_brief": "You want the package that scores best for you.",
+            "veto": pid in vetoes,
+            **fields,
+        }
+        (folder / "agents" / f"{pid}.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    return home
+
+
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment plus `extra`, unbuffered: a killed child has written its lines."""
     return {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}

@@ -55,9 +55,10 @@ def test_help_imports_neither_the_sdk_nor_langgraph() -> None:
         ["validate", "--home", str(REPO)],
         ["scenarios", "--home", str(REPO)],
         ["agents", "--home", str(REPO)],
+        ["zone", "--home", str(REPO)],
         ["run", "--help"],
     ],
-    ids=["validate", "scenarios", "agents", "run-help"],
+    ids=["validate", "scenarios", "agents", "zone", "run-help"],
 )
 def test_light_commands_stay_light(args: list[str]) -> None:
     code, heavy, out = imported(args)

@@ -3,7 +3,7 @@ wrapper that turns an error into one line and an exit code.
 
 Only typer, rich and majlis.errors are imported here, and each command module imports what
 it needs inside its command, so `majlis --help` (and `validate`, `scenarios`, `agents`,
-`view`, `tags`) start without the model SDK or langgraph.
+`zone`, `view`, `tags`) start without the model SDK or langgraph.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The files majlis reads: `scenarios`, `agents`, `variants`, `validate`, `schema`."""
+"""The files majlis reads: `scenarios`, `agents`, `variants`, `validate`, `zone`, `schema`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,6 +11,9 @@ from rich.table import Table
 
 from ..errors import UserError
 from .core import Home, app, fail, friendly, home_folder, out
+
+if TYPE_CHECKING:
+    from ..protocol import Scored, Zone
 
 
 @app.command()
@@ -91,6 +94,68 @@ def validate(
     if problems:
         raise typer.Exit(2)
     out.print(f"ok: {checked} file(s) valid")
+
+
+@app.command()
+@friendly
+def zone(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(help="Scenario name or path; default: the home's only scenario."),
+    ] = None,
+    home: Home = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Show a scenario's zone of agreement: its split by branch, and each party's best and
+    worst packages over all packages and inside the zone."""
+    from ..protocol import zone_of
+    from ..scenario import default_scenario, load_scenario
+
+    root = home_folder(home)
+    report = zone_of(load_scenario(scenario or default_scenario(root), root))
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        typer.echo(report.line())
+        _zone_tables(report)
+    warning = report.warning()
+    if warning:
+        fail(f"majlis: warning: {warning}")
+
+
+def _score(scored: Scored | None) -> str:
+    return "-" if scored is None else f"{scored.score} ({scored.margin:+d})"
+
+
+def _zone_tables(report: Zone) -> None:
+    """The split by branch; each party's scores at its ends; then the packages themselves."""
+    if report.branches:
+        split = Table("branch", "packages", "share of the zone")
+        for b in report.branches:
+            split.add_row(escape(b.label), f"{b.packages:,}", f"{b.packages / report.passing:.0%}")
+        out.print(split)
+    ends = ("best", "worst", "best_in_zone", "worst_in_zone")
+    scores = Table(
+        "party",
+        "threshold",
+        *(e.replace("_", " ") for e in ends),
+        "accepts in zone",
+        "margin in zone min / median",
+        caption="score (margin over the party's threshold); accepts: the zone's packages "
+        "that clear its threshold",
+    )
+    packages = Table("party", "end", "score", "package: one option per issue")
+    for p in report.parties:
+        margins = "-" if p.min_margin is None else f"{p.min_margin:+d} / {p.median_margin:+g}"
+        name = p.party + (" (veto)" if p.veto else "")
+        row = [getattr(p, e) for e in ends]
+        scores.add_row(name, str(p.threshold), *map(_score, row), f"{p.accepts:,}", margins)
+        for end, scored in zip(ends, row, strict=True):
+            if scored is not None:
+                text = " ".join(f"{i}={o}" for i, o in scored.package.items())
+                packages.add_row(p.party, end.replace("_", " "), str(scored.score), text)
+    out.print(scores)
+    out.print(packages)
 
 
 @app.command()

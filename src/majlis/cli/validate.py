@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,8 @@ import jinja2
 
 from ..errors import ScenarioError, UserError
 from ..files import parse_file
-from ..protocol import rules
-from ..scenario import AgentCard, LoadedScenario, list_scenarios, load_scenario, package_count
+from ..protocol import Zone, zone_of
+from ..scenario import AgentCard, list_scenarios, load_scenario
 
 
 def _scenario(root: Path, path: Path) -> int:
@@ -22,37 +20,6 @@ def _scenario(root: Path, path: Path) -> int:
     loaded = load_scenario(str(path), root)
     check_templates(loaded)
     return len(loaded.files)
-
-
-@dataclass(frozen=True)
-class Zone:
-    """A scenario's zone of agreement: the packages that would pass if every party accepted
-    exactly what clears its own walk-away point, and how they split between its futures."""
-
-    scenario: str
-    packages: int
-    passing: int
-    branches: tuple[tuple[str, int], ...]  # (label, packages), in the scenario's order; no 0s
-
-    def line(self) -> str:
-        split = ", ".join(f"{_in_a_list(label)} {n}" for label, n in self.branches)
-        return (
-            f"{self.scenario}: zone of agreement {self.passing:,} of {self.packages:,} packages"
-            + (f" ({split})" if split else "")
-        )
-
-
-def zone_summary(loaded: LoadedScenario) -> Zone:
-    zone = rules.zone_of_agreement(loaded)
-    s = loaded.scenario
-    reached = Counter(rules.classify_branch(s, "deal", p) for p in zone)
-    branches = tuple((b.label, reached[b.id]) for b in s.branches if reached[b.id])
-    return Zone(s.id, package_count(s), len(zone), branches)
-
-
-def _in_a_list(label: str) -> str:
-    """A label inside a sentence: its first letter small, unless it opens with an acronym."""
-    return label if label[1:2].isupper() else label[:1].lower() + label[1:]
 
 
 def _template(root: Path, path: Path) -> int:
@@ -132,7 +99,7 @@ def validate_paths(root: Path, paths: list[Path]) -> tuple[list[str], int, list[
             kind = _kind(root, path)
             checked += kind(root, path)
             if kind is _scenario:
-                zones.append(zone_summary(load_scenario(str(path), root)))
+                zones.append(zone_of(load_scenario(str(path), root)))
         except UserError as exc:
             problems.append(str(exc))
     return problems, checked, zones

@@ -6,6 +6,10 @@ package it can live with that sits closest to what the others have said in publi
 votes by its current aspiration. It is the baseline for LLM players and the model every
 fast test uses.
 
+The order in which an issue lists its options means something only on the issues the rules
+name as `ordered` (options along one scale, where neighbours are close). Elsewhere an option
+is either the one a party said or not, and no choice depends on the order of the list.
+
 Model names: `scripted` (linear concession), `scripted:firm` (concedes late),
 `scripted:soft` (concedes early).
 """
@@ -96,6 +100,8 @@ class _Player:
         self.threshold: int = mine["threshold"]
         self.red = {(i, o) for i, o in mine.get("red_lines", [])}
         self.issues: dict[str, list[str]] = rules["agenda"]
+        self.ordered = set(rules.get("ordered", []))
+        self.ties = {i: {o: self.preference(i, o) for o in opts} for i, opts in self.issues.items()}
         best = sum(max(t.values()) for t in self.scores.values())
         rounds = max(1, turn["max_rounds"] - 1)
         progress = min(1.0, (turn["round"] - 1) / rounds)
@@ -143,29 +149,50 @@ class _Player:
                 weakest,
                 sum(ranked),
                 self.value(pkg),
-                tuple(-self.issues[i].index(o) for i, o in pkg.items()),
+                tuple(self.ties[i][o] for i, o in pkg.items()),
             )
             if best is None or key > best:
                 best, chosen = key, pkg
         if not chosen:  # aspiration above every package (cannot happen at or above threshold)
-            chosen = {
-                i: max(opts, key=lambda o, i=i: self.scores[i][o])
-                for i, opts in self.issues.items()
-            }
+            chosen = self.favourite()
         return chosen
 
+    def preference(self, issue: str, option: str) -> tuple[Any, ...]:
+        """How an option ranks when all else is equal; higher is preferred.
+
+        On an ordered issue, the option listed earlier, as the player always did. On an
+        unordered one the list's order means nothing, so: my own score of the option, then
+        the option id (the smaller first), which no reordering of the list changes.
+        """
+        if issue in self.ordered:
+            return (-self.issues[issue].index(option),)
+        return (self.scores[issue][option], -sorted(self.issues[issue]).index(option))
+
+    def favourite(self) -> dict[str, str]:
+        """The option I score highest on each issue, ties settled as `preference` does."""
+        return {
+            i: max(opts, key=lambda o, i=i: (self.scores[i][o], self.ties[i][o]))
+            for i, opts in self.issues.items()
+        }
+
     def closeness(self, pkg: dict[str, str], stated: dict[str, str]) -> float:
-        """0 (opposite ends on every issue) to 1 (same options): options are listed in order."""
+        """0 (nothing alike) to 1 (the same options). On an ordered issue an option is as
+        close to the stated one as their places along the scale; on an unordered issue it
+        is the same option (1) or another (0)."""
         total = 0.0
         for issue, option in pkg.items():
-            opts = self.issues[issue]
-            if stated.get(issue) in opts:
-                total += 1 - abs(opts.index(option) - opts.index(stated[issue])) / (len(opts) - 1)
+            opts, said = self.issues[issue], stated.get(issue)
+            if said not in opts:
+                continue
+            if issue in self.ordered:
+                total += 1 - abs(opts.index(option) - opts.index(said)) / (len(opts) - 1)
+            else:
+                total += option == said
         return total / max(1, len(pkg))
 
     def move(self) -> dict[str, Any]:
         standing = self.turn.get("standing_proposal")
-        favourite = {i: max(t, key=lambda o, t=t: t[o]) for i, t in self.scores.items()}
+        favourite = self.favourite()
         if self.acceptable(standing):
             package, proposal = standing, None
             said = "We can work with the package on the table and urge the others to accept it."

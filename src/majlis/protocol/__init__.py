@@ -1,5 +1,6 @@
 """The rules of the game, without calling a model: deal rules and scores, the shapes of moves
-and votes, what each party sees, the prompts and the sandboxed templates they are made from.
+and votes, what each party sees, the prompts and the sandboxed templates they are made from,
+and a scenario's zone of agreement.
 
 The names this package offers are listed in `__init__.pyi`; each is imported on first use,
 so importing one name does not import the rest of the layer (or the SDKs behind it).

@@ -39,3 +39,10 @@ from .templates import (
     MAX_TEMPLATE_BYTES as MAX_TEMPLATE_BYTES,
     Templates as Templates,
 )
+from .zone import (
+    BranchShare as BranchShare,
+    PartyEnds as PartyEnds,
+    Scored as Scored,
+    Zone as Zone,
+    zone_of as zone_of,
+)

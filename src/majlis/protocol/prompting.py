@@ -126,6 +126,7 @@ class PartyPrompter:
             "min_accept": s.deal_rule.min_accept,
             "max_rounds": s.deal_rule.max_rounds,
             "agenda": {i.id: i.option_ids() for i in s.agenda},
+            "ordered": [i.id for i in s.agenda if i.ordered],
         }
         private = {
             "party": card.id,

@@ -44,6 +44,12 @@ class Issue(_Strict):
     title: str = Field(min_length=1)
     description: str = ""
     options: list[Option] = Field(min_length=2, max_length=6)
+    ordered: bool = Field(
+        False,
+        description="The options run along one scale in the order listed, from one end to "
+        "the other, so a player may treat neighbouring options as close. Unordered options "
+        "are only the same or different, and their order means nothing.",
+    )
 
     @model_validator(mode="after")
     def _unique_options(self) -> Issue:
