@@ -33,9 +33,10 @@ def home() -> Path:
 
 @pytest.fixture
 def home_copy(tmp_path: Path) -> Path:
-    """A private copy of agents/, prompts/ and scenarios/ that a test may edit."""
+    """A private copy of agents/, prompts/ and the default scenario that a test may edit
+    (the home's only scenario, so `majlis validate` speaks of it alone)."""
     dst = tmp_path / "home"
-    for folder in ("agents", "prompts", "scenarios"):
+    for folder in ("agents", "prompts", "scenarios/cornered-in-iraq"):
         shutil.copytree(REPO / folder, dst / folder)
     (dst / "runs").mkdir()
     return dst
@@ -147,6 +148,7 @@ def small_home(
     min_accept: int = 2,
     rounds: int = 4,
     name: str = "small",
+    branches: list[dict[str, Any]] | None = None,
 ) -> Path:
     """A home under `root` holding one small scenario of our own, for figures worked out by hand.
 
@@ -183,6 +185,8 @@ def small_home(
         "agenda": issues,
         "deal_rule": {"veto": vetoes, "min_accept": min_accept, "max_rounds": rounds},
     }
+    if branches is not None:
+        scenario["branches"] = branches
     (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario, sort_keys=False))
     for pid, fields in cards.items():
         card = {

@@ -82,7 +82,7 @@ def test_commands_default_to_the_homes_own_scenario(tmp_path: Path) -> None:
     shutil.copytree(folder, home / "scenarios" / "another")
     res = majlis_process("agents", "--home", str(home), env={"COLUMNS": "200"})
     assert res.returncode == 2
-    assert "holds several scenarios: name one (another, iraq-copy)" in res.stderr
+    assert "several scenarios here, name one (known: another, iraq-copy)" in res.stderr
 
 
 def test_a_scenario_name_not_in_the_home_is_found_among_the_shipped_ones(tmp_path: Path) -> None:
@@ -92,7 +92,10 @@ def test_a_scenario_name_not_in_the_home_is_found_among_the_shipped_ones(tmp_pat
     assert res.returncode == 0, res.stderr
     res = majlis_process("agents", "--home", str(home), "--scenario", "atlantis")
     assert res.returncode == 2
-    assert "unknown scenario 'atlantis' (known: iraq-copy, " in res.stderr
+    assert (
+        "unknown scenario 'atlantis' (known: iraq-copy; shipped: bell-time, cornered-in-iraq)"
+        in res.stderr
+    )
 
 
 def test_calibrate_reads_the_scenario_its_set_names(tmp_path: Path) -> None:
@@ -133,3 +136,71 @@ def test_every_shipped_yaml_file_names_its_schema_for_editors(pattern: str) -> N
         assert schema == REPO / "schemas" / f"{SHIPPED_YAML[pattern]}.schema.json", path
         assert schema.is_file()
         assert yaml.safe_load(path.read_text(encoding="utf-8"))  # a comment, not data
+
+
+def test_a_new_scenario_outside_the_repo_goes_through_every_command(tmp_path: Path) -> None:
+    """From nothing to a debrief with no home and no file of the checkout's own scenario:
+    the skeleton `majlis new` writes plays as it is, and every command reads it."""
+
+    def majlis(*args: str) -> str:
+        res = majlis_process(*args, cwd=tmp_path, env={**NO_HOME, "COLUMNS": "200"})
+        assert res.returncode == 0, (args, res.stdout, res.stderr)
+        return res.stdout
+
+    wrote = majlis("new", "water", "--parties", "city,farms,river,fishers")
+    assert "wrote water/ (9 files)" in wrote
+    first = (tmp_path / "water" / "scenario.yaml").read_text().splitlines()[0]
+    assert first.startswith("# yaml-language-server: $schema=") and first.endswith(
+        "schemas/scenario.schema.json"
+    )
+    assert "water: zone of agreement" in majlis("validate", "water")
+    assert "Settled" in majlis("zone", "water")
+    run = Path(majlis("run", "--scenario", "water", "--model", "scripted", "--quiet").strip())
+    assert run.parent == tmp_path / "runs"
+    majlis("eval", str(run))
+    outcome = json.loads((run / "outcome.json").read_text())
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert outcome["kind"] == "deal" and outcome["branch"] == "settled"
+    assert (metrics["branch"], metrics["branch_label"]) == ("settled", "Settled")
+    majlis("view", str(run), "--out", str(tmp_path / "water.html"))
+    assert "Settled" in (tmp_path / "water.html").read_text()
+    majlis("debrief", str(run))
+    assert "Settled" in (run / "debrief.md").read_text()
+    used = json.loads((run / "manifest.json").read_text())["prompts"]
+    assert used["personas/city.md.j2"] == sha(tmp_path / "water/prompts/personas/city.md.j2")
+
+
+def test_new_refuses_what_it_cannot_write_and_leaves_nothing(tmp_path: Path) -> None:
+    cases = [
+        (("new", "water"), "give --parties a,b,c for a skeleton, or --from SCENARIO"),
+        (("new", "water", "--parties", "city"), "at least two parties"),
+        (("new", "water", "--parties", "city,City"), "'City' is not a party id"),
+        (("new", "water", "--parties", "city,city"), "a party is named twice"),
+        (("new", "Water", "--parties", "a,b"), "scenario name 'Water'"),
+        (("new", "water", "--from", "atlantis"), "unknown scenario 'atlantis'"),
+    ]
+    for args, message in cases:
+        res = majlis_process(*args, cwd=tmp_path, env=NO_HOME)
+        assert res.returncode == 2 and message in res.stderr, (args, res.stderr)
+        assert list(tmp_path.iterdir()) == [], args
+    (tmp_path / "water").mkdir()
+    res = majlis_process("new", "water", "--parties", "a,b", cwd=tmp_path, env=NO_HOME)
+    assert res.returncode == 2 and "water: already exists" in res.stderr
+    assert list((tmp_path / "water").iterdir()) == []
+
+
+def test_new_from_copies_a_scenario_into_a_folder_of_its_own(tmp_path: Path) -> None:
+    res = majlis_process("new", "room", "--from", "cornered-in-iraq", cwd=tmp_path, env=NO_HOME)
+    assert res.returncode == 0, res.stderr
+    room = tmp_path / "room"
+    assert sorted(p.name for p in (room / "agents").iterdir()) == sorted(
+        p.name for p in (REPO / "agents").glob("*.yaml")
+    )
+    assert (room / "prompts/personas/sudani.md.j2").read_bytes() == (
+        REPO / "prompts/personas/sudani.md.j2"
+    ).read_bytes()
+    copy = load_scenario(str(room), tmp_path)
+    original = load_scenario("cornered-in-iraq", REPO)
+    assert copy.scenario.id == "room"
+    assert copy.scenario.agenda == original.scenario.agenda and copy.cards == original.cards
+    assert all(f.is_relative_to(room) for f in copy.files)  # its own cards, not the home's

@@ -26,13 +26,12 @@ from typer.testing import CliRunner
 
 from majlis.cli import app
 from majlis.cli.live import LiveView
-from majlis.cli.validate import zone_summary
 from majlis.compare import Comparison, RunRow, branch_counts
 from majlis.compare.comparison import runs_csv, to_markdown
 from majlis.errors import ScenarioError
 from majlis.evals import compute_metrics, evaluate_run
 from majlis.model import ModelConfig
-from majlis.protocol import rules
+from majlis.protocol import rules, zone_of
 from majlis.run import RunDir, RunOptions, load_snapshot, prepare, run_session
 from majlis.scenario import BranchRule, BranchWhen, Scenario, load_scenario
 from majlis.workshop import render_debrief
@@ -212,7 +211,7 @@ def test_the_live_view_the_index_the_zone_and_the_cli_name_the_scenarios_branche
     water_run, live = water_session
     assert "Outcome: deal (Water compact)" in live
     assert run_summary(water_run)["outcome"] == "deal / Water compact"
-    zone = zone_summary(load_scenario(WATER, water_home)).line()
+    zone = zone_of(load_scenario(WATER, water_home)).line()
     assert zone == f"{WATER}: zone of agreement 2 of 9 packages (water compact 2)"
     out = water_run.parent / "cli"
     args = ["run", "--scenario", WATER, "--model", "scripted", "--home", str(water_home)]
@@ -454,7 +453,7 @@ def test_a_scenario_file_in_the_older_form_loads_and_plays_unchanged(home_copy: 
     now = load_scenario("cornered-in-iraq", Path(__file__).resolve().parents[1])
     assert [b.id for b in loaded.scenario.branches] == ["muddle_through", "rupture"]
     assert [b.when for b in loaded.scenario.branches] == [b.when for b in now.scenario.branches]
-    zone = zone_summary(loaded).line()
+    zone = zone_of(loaded).line()
     assert zone.endswith("zone of agreement 32 of 2,304 packages (muddle through 30, rupture 2)")
 
 

@@ -59,7 +59,7 @@ async def test_unordered_options_in_another_order_make_the_same_game(tmp_path: P
 def first_move(home: Path, profile: str, stated: str) -> dict[str, Any]:
     """alpha's move in round 2, after beta has said it wants `stated` on `level`."""
     loaded = load_scenario("small", home)
-    prompter = PartyPrompter(loaded, "alpha", Templates(home), profile=profile)
+    prompter = PartyPrompter(loaded, "alpha", Templates(home / "prompts"), profile=profile)
     events = [
         event(0, 1, "round", "facilitator", "all", {"text": "Round 1", "order": ["alpha", "beta"]}),
         event(1, 1, "message", "beta", "all", {"text": "Ours.", "positions": {"level": stated}}),
@@ -79,7 +79,9 @@ def test_on_an_ordered_issue_the_player_moves_to_a_neighbour(tmp_path: Path, pro
     }
     cards["alpha"]["threshold"], cards["beta"]["threshold"] = 10, 5
     scale = small_home(tmp_path, levels, cards, ordered=["level"], name="small")
-    system = PartyPrompter(load_scenario("small", scale), "alpha", Templates(scale)).system
+    system = PartyPrompter(
+        load_scenario("small", scale), "alpha", Templates(scale / "prompts")
+    ).system
     assert json.loads(system.split("<rules>")[1].split("</rules>")[0])["ordered"] == ["level"]
     assert "## level: Issue level (ordered)" in system
     assert first_move(scale, profile, "l5")["positions"] == {"level": "l4"}

@@ -48,7 +48,7 @@ def test_the_default_scenario_zone_through_the_command(
     assert lines[0] == (
         "cornered-in-iraq: zone of agreement 32 of 2,304 packages (muddle through 30, rupture 2)"
     )
-    assert any("muddle through" in x and "30" in x and "94%" in x for x in lines)
+    assert any("Muddle through" in x and "30" in x and "94%" in x for x in lines)
     assert sum("(veto)" in x for x in lines) == 2, "sudani and washington are marked"
     code, out, _ = zone_command(capsys, "cornered-in-iraq", "--home", str(home), "--json")
     report = Zone.model_validate_json(out)
@@ -59,13 +59,17 @@ def test_the_default_scenario_zone_through_the_command(
 
 
 def test_figures_worked_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    home = small_home(tmp_path, AGENDA, CARDS, leans={"y": {"b3": -1}})
+    futures = [
+        {"id": "muddle_through", "label": "Muddle through", "when": {"lean_at_least": 0}},
+        {"id": "rupture", "label": "Rupture"},
+    ]
+    home = small_home(tmp_path, AGENDA, CARDS, leans={"y": {"b3": -1}}, branches=futures)
     code, out, err = zone_command(capsys, "--home", str(home), "--json")
     assert code == 0 and err == []
     report = Zone.model_validate_json(out)
     assert (report.scenario, report.packages, report.passing) == ("small", 6, 2)
     split = {b.branch: (b.label, b.packages) for b in report.branches}
-    assert split == {"muddle_through": ("muddle through", 1), "rupture": ("rupture", 1)}
+    assert split == {"muddle_through": ("Muddle through", 1), "rupture": ("Rupture", 1)}
     ends = {p.party: p for p in report.parties}
 
     def seen(scored: Any) -> tuple[str, str, int, int]:
@@ -127,4 +131,4 @@ def test_without_a_name_a_home_of_several_scenarios_lists_them(
     assert code == 2 and len(err) == 1
     assert err[0].startswith("majlis: error: ") and "known: other, small" in err[0]
     code, _, err = zone_command(capsys, "nosuch", "--home", str(home))
-    assert code == 2 and "unknown scenario 'nosuch' (known: other, small)" in err[0]
+    assert code == 2 and "unknown scenario 'nosuch' (known: other, small; shipped: " in err[0]

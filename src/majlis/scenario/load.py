@@ -80,7 +80,9 @@ def default_scenario(root: Path) -> str:
         return DEFAULT_SCENARIO
     if not names:
         raise ScenarioError(root / "scenarios", None, "no scenario here: name one by path")
-    raise UserError(f"{root / 'scenarios'} holds several scenarios: name one ({', '.join(names)})")
+    raise UserError(
+        f"{root / 'scenarios'}: several scenarios here, name one (known: {', '.join(names)})"
+    )
 
 
 def scenario_path(root: Path, name_or_path: str | None = None) -> Path:
@@ -95,7 +97,11 @@ def scenario_path(root: Path, name_or_path: str | None = None) -> Path:
         candidate = base / "scenarios" / name_or_path / "scenario.yaml"
         if candidate.exists():
             return candidate
-    known = ", ".join(dict.fromkeys(list_scenarios(root) + list_scenarios(SHIPPED))) or "none"
+    own = list_scenarios(root)
+    shipped = [n for n in list_scenarios(SHIPPED) if n not in own]
+    known = ", ".join(own) or "none"
+    if shipped:
+        known += f"; shipped: {', '.join(shipped)}"
     raise ScenarioError(
         root / "scenarios" / name_or_path / "scenario.yaml",
         None,
