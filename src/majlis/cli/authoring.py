@@ -48,8 +48,9 @@ def new(
         written = copy_scenario(loaded, target, prompt_dirs(root, loaded.files[0]))
     else:
         written = write_skeleton(target, [p.strip() for p in str(parties).split(",") if p.strip()])
-    out.print(f"wrote {target}/ ({len(written)} files)")
+    out.print(f"wrote {target}/ ({len(written)} files)", soft_wrap=True)
     out.print(
         f"next: majlis validate {target} && majlis zone {target} && "
-        f"majlis run --scenario {target} --model scripted"
+        f"majlis run --scenario {target} --model scripted",
+        soft_wrap=True,
     )

@@ -26,8 +26,9 @@ PARTY = re.compile(r"^[a-z][a-z0-9_]*$")
 MODELINE = "# yaml-language-server: $schema="
 
 # The skeleton's agenda: two issues of three options. The options are placeholders an
-# author renames; the scores are set so that every party wants something different and a
-# package exists that all of them accept, so the skeleton plays (and reaches a deal) as it is.
+# author renames; the scores are set so that the parties want different things and the
+# middle options make a compromise every party can accept, so the skeleton plays (and
+# reaches a deal) as it is.
 AGENDA = (
     ("timing", "When the plan starts", ("now", "phased", "later"), True),
     ("costs", "How the costs are shared", ("evenly", "by_use", "by_means"), False),
@@ -40,18 +41,17 @@ OPTION_LABELS = {
     "by_use": "Split by use",
     "by_means": "Split by means",
 }
-SCORE_STEPS = (10, 4, 0)  # a party's best option, the next, the last (rotated per party)
+BEST, MIDDLE = 10, 6  # a party's favourite option; the middle one, when it is not that
 
 
 def modeline(schema: str, folder: Path) -> str:
-    """The editor's schema line for a YAML file in `folder`, by a relative path when the
-    shipped schemas are on the same drive."""
+    """The editor's schema line for a YAML file in `folder`: a relative path inside the
+    checkout (it moves with it), a file URL to the shipped schema from anywhere else."""
     target = SCHEMAS / f"{schema}.schema.json"
-    try:
-        where = os.path.relpath(target, folder)
-    except ValueError:  # another drive (Windows): an absolute path
-        where = target.as_posix()
-    return f"{MODELINE}{Path(where).as_posix()}\n"
+    folder = folder.resolve()
+    if folder.is_relative_to(SHIPPED):
+        return f"{MODELINE}{Path(os.path.relpath(target, folder)).as_posix()}\n"
+    return f"{MODELINE}{target.as_uri()}\n"
 
 
 def with_modeline(text: str, schema: str, folder: Path) -> str:
@@ -140,21 +140,26 @@ def _build_aside(target: Path, build: Callable[[Path], None]) -> list[Path]:
 
 
 def _score(party: int, issue: int, option: int) -> int:
-    return SCORE_STEPS[(option - party - issue) % len(SCORE_STEPS)]
+    """Each party's favourite differs from its neighbours' on every issue; the middle
+    option is the one everybody can live with."""
+    if option == (party + issue) % 3:
+        return BEST
+    return MIDDLE if option == 1 else 0
 
 
 def _thresholds(n: int) -> list[int]:
-    """Each party's walk-away point: 40% of its best total, lowered for all until some
-    package clears every party's (so the skeleton can reach a deal)."""
-    best = sum(max(SCORE_STEPS) for _ in AGENDA)
-    level = int(best * 0.4)
+    """Each party's walk-away point: half its best total, lowered for all until some package
+    would pass (the convener, who holds the veto, and a majority clear theirs), so the
+    skeleton has a zone of agreement and can reach a deal."""
+    best = BEST * len(AGENDA)
     packages = list(product(*(range(len(opts)) for _, _, opts, _ in AGENDA)))
-    while level > 0:
-        if any(
-            all(sum(_score(k, i, o) for i, o in enumerate(pkg)) >= level for k in range(n))
-            for pkg in packages
-        ):
-            break
+
+    def passes(package: tuple[int, ...], level: int) -> bool:
+        clear = [sum(_score(k, i, o) for i, o in enumerate(package)) >= level for k in range(n)]
+        return clear[0] and sum(clear) >= n // 2 + 1
+
+    level = best // 2
+    while level > 0 and not any(passes(p, level) for p in packages):
         level -= 1
     return [level] * n
 
