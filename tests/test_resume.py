@@ -5,13 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from conftest import FailAfter, events_of, majlis_process, majlis_started, stable
+from conftest import (
+    MAJLIS,
+    FailAfter,
+    environment,
+    events_of,
+    majlis_process,
+    majlis_started,
+    stable,
+)
 
 from majlis.model import LoopbackServer, ModelConfig, scripted_responder
 from majlis.run import RunDir, RunOptions, resume_session, run_session
@@ -125,3 +134,34 @@ async def test_a_cancelled_session_is_recorded_as_interrupted_and_resumes(
         result = await resume_session(tmp_path / "cut")
     assert result.manifest.status == "complete"
     assert_whole(events_of(tmp_path / "cut"))
+
+
+def test_ctrl_c_names_the_run_folder_and_the_resume_command(home: Path, tmp_path: Path) -> None:
+    """SIGINT, as a terminal's Ctrl-C sends it, in the middle of a session: one line that
+    says where the run is kept and how to go on with it, exit 130, and the run resumes."""
+    with LoopbackServer(scripted_responder, latency=0.05) as server:
+        proc = subprocess.Popen(
+            [*MAJLIS, "run", "--model", "scripted", "--base-url", server.base_url, "--quiet",
+             "--home", str(home), "--out", str(tmp_path)],
+            env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = list(tmp_path.glob("*/events.jsonl"))
+            if found and len(found[0].read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.02)
+        else:
+            proc.kill()
+            pytest.fail("the run never got going")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        run = found[0].parent
+        assert proc.returncode == 130, stderr
+        assert stderr.strip().splitlines()[-1] == (
+            f"majlis: interrupted; the run is kept, to go on with: majlis resume {run}"
+        )
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert (manifest["status"], manifest["error"]) == ("failed", "interrupted")
+        resumed = majlis_process("resume", str(run), "--quiet")
+        assert resumed.returncode == 0, resumed.stderr

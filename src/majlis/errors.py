@@ -49,5 +49,15 @@ KEPT = "the run is kept, to go on with: majlis resume"
 
 
 def kept(exc: BaseException) -> str:
-    """The note a failed run's error carries, naming its folder; empty if it has none."""
-    return next((n for n in getattr(exc, "__notes__", []) if n.startswith(KEPT)), "")
+    """The note a failed run's error carries, naming its folder; empty if it has none.
+    Looked for along the chain too: Ctrl-C reaches a session as its task's cancellation,
+    which carries the note, and asyncio.run then raises a fresh KeyboardInterrupt from it."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        note = next((n for n in getattr(link, "__notes__", []) if n.startswith(KEPT)), "")
+        if note:
+            return note
+        link = link.__cause__ or link.__context__
+    return ""
