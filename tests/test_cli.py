@@ -14,7 +14,7 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from majlis.cli import app
-from majlis.model import Completion, LoopbackServer, scripted_responder
+from majlis.model import Completion, FaultPlan, LoopbackServer, scripted_responder
 
 runner = CliRunner()
 
@@ -243,6 +243,43 @@ def test_a_refusal_after_the_first_reply_keeps_the_failed_run(home: Path, tmp_pa
     (run,) = runs.iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "NotFoundError" in manifest["error"]
+
+
+def one_retry(server: LoopbackServer, tmp_path: Path) -> str:
+    """A models file: the scripted model at `server`, one transport retry a call."""
+    spec = tmp_path / "models.yaml"
+    spec.write_text(
+        f"default: {{model: scripted, base_url: '{server.base_url}', max_retries: 1}}\n"
+    )
+    return str(spec)
+
+
+def test_a_server_that_fails_the_first_call_leaves_no_run(home: Path, tmp_path: Path) -> None:
+    """A 5xx through every retry of the run's first call is the server's fault (exit 1, not
+    2), and a folder that holds no reply is not kept: the same command again does as much
+    as a resume would."""
+    runs = tmp_path / "runs"
+    plan = FaultPlan.from_request(1, "500")
+    with LoopbackServer(scripted_responder, fault=plan) as srv:
+        res = run_at(srv.base_url, "scripted", home, runs, "--models", one_retry(srv, tmp_path))
+    assert res.exit_code == 1, res.output
+    assert not runs.exists() or list(runs.iterdir()) == []
+    (line,) = res.output.strip().splitlines()
+    assert line.startswith("majlis: stopped: the first model call failed, no run recorded: ")
+    assert "no run recorded" in line and "500" in line
+
+
+def test_a_server_fault_after_the_first_reply_keeps_the_failed_run(
+    home: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    plan = FaultPlan.from_request(4, "500")
+    with LoopbackServer(scripted_responder, fault=plan) as srv:
+        res = run_at(srv.base_url, "scripted", home, runs, "--models", one_retry(srv, tmp_path))
+    assert res.exit_code == 1, res.output
+    (run,) = runs.iterdir()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
+    assert f"majlis resume {run}" in res.output
 
 
 @dataclass

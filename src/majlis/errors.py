@@ -28,6 +28,11 @@ class EndpointError(UserError):
     """A model endpoint cannot be reached or refuses us (dead URL, wrong key)."""
 
 
+class EndpointFailed(MajlisError):
+    """A run's first model call failed on the server's side (5xx, no reply, a timeout) after
+    every retry: not the user's error (exit 1), and nothing recorded is worth keeping."""
+
+
 class RunError(UserError):
     """A run folder is missing, unreadable or not resumable."""
 

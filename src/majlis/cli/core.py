@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import MajlisError, UserError, kept
+from ..errors import EndpointFailed, MajlisError, UserError, kept
 
 app = typer.Typer(
     add_completion=False,
@@ -89,6 +89,9 @@ def friendly(fn: F) -> F:
                     highlight=False,
                 )
                 raise typer.Exit(2) from None
+            if isinstance(exc, EndpointFailed):  # says what failed in its own words
+                fail(f"majlis: stopped: {exc}")
+                raise typer.Exit(1) from None
             if isinstance(exc, MajlisError) or (sdk is not None and isinstance(exc, sdk.APIError)):
                 from ..model import error_line
 

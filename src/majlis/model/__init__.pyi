@@ -42,6 +42,7 @@ from .embedded import (
 from .failures import (
     error_line as error_line,
     refusal as refusal,
+    server_fault as server_fault,
 )
 from .faults import (
     KINDS as KINDS,

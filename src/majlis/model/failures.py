@@ -75,6 +75,17 @@ def refusal(exc: BaseException) -> str | None:
     return f"{exc.request.url} answered {exc.status_code}: {said[:300]}"
 
 
+def server_fault(exc: BaseException) -> bool:
+    """Whether the endpoint failed on its side: a 5xx, a lost connection or a timeout
+    (what the transport retries, and retrying later may cure)."""
+    sdk = _sdk()
+    if sdk is None:
+        return False
+    if isinstance(exc, sdk.APIConnectionError):  # timeouts are connection errors too
+        return True
+    return isinstance(exc, sdk.APIStatusError) and exc.status_code >= 500
+
+
 def brief_error(exc: Exception) -> str:
     """A validation error's first three complaints on one line, each with where it is;
     any other error's message."""

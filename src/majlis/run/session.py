@@ -24,9 +24,10 @@ from ..errors import (
     KEPT,
     BudgetExceeded,
     EndpointError,
+    EndpointFailed,
     RunError,
 )
-from ..model import error_line, refusal
+from ..model import error_line, refusal, server_fault
 from ..scenario import runs_home
 from .checkpoints import open_checkpoints
 from .folder import RunDir, load_snapshot
@@ -236,6 +237,14 @@ def _record_failure(rd: RunDir, manifest: Manifest, exc: BaseException, fresh: b
         raise EndpointError(
             f"the first model call was refused, no run recorded: {refused}"
         ) from None
+    if fresh and server_fault(exc) and not _any_reply(rd):
+        # the server failed the first call through every retry: its fault, not the user's
+        # (exit 1), and a folder holding no reply is not worth a resume (the same command
+        # again does as much)
+        shutil.rmtree(rd.path, ignore_errors=True)
+        raise EndpointFailed(
+            f"the first model call failed, no run recorded: {error_line(exc)}"
+        ) from exc
     reason = (
         "interrupted"
         if isinstance(exc, KeyboardInterrupt | GeneratorExit | asyncio.CancelledError)
