@@ -115,12 +115,16 @@ async def test_writes_need_json_the_token_and_a_same_site_page(
             ),
             await c.post(url, data={"seq": str(seq), "tag": "anchor"}, headers=good),  # a form
             await c.post(url, json=body, headers={**good, "host": "attacker.example"}),  # rebinding
+            await c.post(url, json=body, headers={**good, "origin": "http://attacker.example"}),
+            await c.post(url, json=body, headers={**good, "origin": "null"}),  # file:// or sandbox
+            await c.post(url, json=body, headers={**good, "origin": "http://127.0.0.1:1"}),
         ]
-        assert [r.status_code for r in refused] == [403, 403, 403, 415, 415, 400]
+        assert [r.status_code for r in refused] == [403, 403, 403, 415, 415, 400, 403, 403, 403]
         assert all("\n" not in r.text.strip() and r.text.strip() for r in refused)
         assert not (run / "annotations.jsonl").exists()
 
-        r = await c.post(url, json=body, headers=good)
+        own = server.url.rstrip("/")  # the server's own page, as a browser names it
+        r = await c.post(url, json=body, headers={**good, "origin": own})
         assert r.status_code == 201 and r.json()["tag"] == "anchor" and r.json()["seq"] == seq
         assert [a["id"] for a in read_annotations(run)] == [r.json()["id"]]
         # a page that another Host name serves (DNS rebinding) is refused too

@@ -6,8 +6,10 @@ facilitator view tag events (runs/<id>/annotations.jsonl). It binds 127.0.0.1 on
 Why the checks: any page open in the facilitator's browser may try to post to a server on
 localhost, or reach it through a DNS name rebound to 127.0.0.1. So every request must name
 127.0.0.1 or localhost in its Host header; every write must be JSON (a cross-site form
-cannot send that without a CORS preflight, which this server never grants), carry this
-server's random token (only the pages it served hold it), and pass the Annotation model.
+cannot send that without a CORS preflight, which this server never grants), come from this
+server's own origin when the browser names one (Origin, and Sec-Fetch-Site where sent),
+carry this server's random token (only the pages it served hold it), and pass the
+Annotation model.
 A run id is looked up among the folder's direct children that hold a manifest.json; it is
 never joined onto a path.
 """
@@ -96,6 +98,11 @@ class RunsServer(LoopbackServer):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
+    def origins(self) -> set[str]:
+        """The origins this server's own pages write from (a browser sends one with every
+        POST; a page elsewhere, a file:// page or a sandboxed frame sends its own, or null)."""
+        return {f"http://{host}:{self.port}" for host in HOSTS}
+
     def start(self) -> RunsServer:
         """Start, or say in one line that the port is taken (uvicorn would exit its thread)."""
         if self.port:
@@ -176,6 +183,9 @@ class RunsServer(LoopbackServer):
         site = request.headers.get("sec-fetch-site")
         if site not in (None, "same-origin", "none"):
             raise HTTPException(403, f"cross-site write refused ({site})")
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in self.origins():
+            raise HTTPException(403, f"write from another origin refused ({origin[:100]})")
         given = request.headers.get(TOKEN_HEADER, "").encode()
         if not secrets.compare_digest(given, self.token.encode()):
             raise HTTPException(403, "missing or wrong write token: reload the page")
