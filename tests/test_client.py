@@ -14,6 +14,7 @@ from majlis.model import (
     Completion,
     LoopbackServer,
     ModelConfig,
+    Usage,
     extract_json,
     make_client,
     scripted_responder,
@@ -77,6 +78,10 @@ async def test_reply_that_never_validates_raises_behaviour_error() -> None:
             await client.ask(VOTE_MSGS, Vote, strict_schema(Vote))
         await client.backend.aclose()
     assert info.value.attempts == 3 and srv.calls == 3
+    # what the three attempts cost comes with the error, for the failed turn's event
+    assert info.value.usage == Usage(prompt_tokens=15, completion_tokens=9)
+    assert info.value.call_id and info.value.latency_ms is not None
+    assert info.value.stopped is None
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MajlisError(Exception):
     """Base of every error majlis raises on purpose."""
@@ -38,12 +40,32 @@ class RunError(UserError):
 
 
 class ModelBehaviourError(MajlisError):
-    """The model kept answering with output that does not fit the move schema."""
+    """The model kept answering with output that does not fit the move schema.
 
-    def __init__(self, message: str, raw: str | None = None, attempts: int = 0) -> None:
+    It carries what the failed attempts cost, so that the failed turn's event records it:
+    `usage` is a `majlis.model.Usage` (typed loosely, since this module sits below the
+    model layer) summed over every attempt, and `call_id` and `latency_ms` are the last
+    attempt's, as for an answer that validated. `stopped` is the budget's message when the
+    budget ran out before a re-ask: the session stops there too."""
+
+    def __init__(
+        self,
+        message: str,
+        raw: str | None = None,
+        attempts: int = 0,
+        *,
+        usage: Any = None,
+        call_id: str | None = None,
+        latency_ms: float | None = None,
+        stopped: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.raw = raw
         self.attempts = attempts
+        self.usage = usage
+        self.call_id = call_id
+        self.latency_ms = latency_ms
+        self.stopped = stopped
 
 
 class BudgetExceeded(MajlisError):

@@ -2,7 +2,9 @@
 
 A meter is charged after every real model call (a cached reply costs nothing) and checked
 before the next; going over raises BudgetExceeded, which the session turns into a clean,
-recorded end: the outcome says the run stopped at its budget.
+recorded end: the outcome says the run stopped at its budget. A meter is charged for
+exactly the calls whose usage the transcript records (a failed turn's attempts too, and a
+question or vote the budget cut short), so its charge and the events' sum agree.
 """
 
 from __future__ import annotations

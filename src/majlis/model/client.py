@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from ..errors import MajlisError, ModelBehaviourError
+from ..errors import BudgetExceeded, MajlisError, ModelBehaviourError
 from .backend import Backend, CachingBackend, Reply, ScriptedBackend
 from .budget import Meter
 from .cache import ResponseCache, SampleCounter
@@ -72,6 +72,21 @@ class _Asking:
         self.convo = list(messages)
         self.total = Usage()
         self.attempts = 0
+        self.last: Reply | None = None  # the latest attempt's reply
+
+    def failure(self, why: str, raw: str, stopped: str | None = None) -> ModelBehaviourError:
+        """The question's end without an answer, carrying what its attempts cost: a failed
+        turn's event records it, so the transcript counts every token the server did."""
+        last = self.last
+        return ModelBehaviourError(
+            why,
+            raw=raw,
+            attempts=self.attempts,
+            usage=self.total,
+            call_id=last.call_id if last else None,
+            latency_ms=last.latency_ms if last else None,
+            stopped=stopped,
+        )
 
 
 class ModelClient:
@@ -107,17 +122,21 @@ class ModelClient:
                         return await self._attempt(asking, output, schema)
             except OutputInvalid as exc:
                 failed = exc
-        raise ModelBehaviourError(
-            f"invalid reply after {asking.attempts} attempt(s): {failed.error}",
-            raw=failed.raw,
-            attempts=asking.attempts,
+            except BudgetExceeded as exc:  # spent before the re-ask: a failed turn records it
+                raise asking.failure(
+                    f"budget ran out after {asking.attempts} attempt(s): {failed.error}",
+                    failed.raw,
+                    stopped=str(exc),
+                ) from None
+        raise asking.failure(
+            f"invalid reply after {asking.attempts} attempt(s): {failed.error}", failed.raw
         )
 
     async def _attempt(self, asking: _Asking, output: type[M], schema: dict[str, Any]) -> Answer[M]:
-        asking.attempts += 1
         for meter in self.meters:
             meter.check()
-        last = await self.backend.chat(asking.convo, output.__name__.lower(), schema)
+        asking.attempts += 1
+        last = asking.last = await self.backend.chat(asking.convo, output.__name__.lower(), schema)
         if not last.cached:
             for meter in self.meters:
                 meter.charge(self.config.model, last.usage)

@@ -4,6 +4,8 @@
 
 The facilitator opens a round and announces its injects; each party takes a turn in order;
 everyone votes in secret on the standing proposal; adjudication applies the deal rule.
+A budget that runs out in the middle of a turn or a vote ends the session from there, the
+spent attempts recorded (one that runs out before a call is the session's to stop).
 Rules live in `rules`, prompts in `prompting`, model calls in `client`: nodes only wire them.
 What the nodes pass and are handed (State, Deps, the event numbering) is in `state.py`.
 """
@@ -16,10 +18,10 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from ..errors import ModelBehaviourError
+from ..errors import BudgetExceeded, ModelBehaviourError
 from ..model import Answer
 from ..protocol import canonical_move, canonical_vote, rules
-from .state import Deps, NodeEvents, State, failed_turn
+from .state import Deps, NodeEvents, State, budget_stop, failed_turn
 
 
 async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
@@ -58,6 +60,8 @@ async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
         answer = await d.clients[party].ask(messages, model, schema)
     except ModelBehaviourError as exc:
         failed_turn(ev, party, "move", exc)
+        if exc.stopped:  # the budget ran out between attempts: what they spent is recorded
+            update["stopped"] = exc.stopped
         return {**update, "events": ev.items}
     data = canonical_move(answer.value)
     note: dict[str, Any] = {"reasoning": data["private_reasoning"]}
@@ -93,11 +97,11 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     assert standing is not None
     parties = list(d.scenario.parties)
 
-    async def ballot(party: str) -> Answer[Any] | ModelBehaviourError:
+    async def ballot(party: str) -> Answer[Any] | ModelBehaviourError | BudgetExceeded:
         messages = d.prompters[party].messages("vote", state["events"], state["round"], standing)
         try:
             return await d.clients[party].ask(messages, *d.vote_for(party))
-        except ModelBehaviourError as exc:
+        except (ModelBehaviourError, BudgetExceeded) as exc:  # the others' ballots still count
             return exc
 
     # people vote first: their interrupt re-runs this node, which must not repeat model calls
@@ -109,6 +113,8 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     ev = NodeEvents(state)
     ballots: dict[str, str | None] = {}
     for party, answer in zip(parties, answers, strict=True):
+        if isinstance(answer, BudgetExceeded):  # asked nothing: nothing to record
+            continue
         if isinstance(answer, ModelBehaviourError):
             failed_turn(ev, party, "vote", answer)
             ballots[party] = None
@@ -118,6 +124,9 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
             "private_note", party, [party], {"reasoning": cast["private_reasoning"]}, answer, True
         )
         ballots[party] = cast["vote"]
+    stopped = budget_stop(answers)
+    if stopped:  # no vote is held, but what its ballots cost is on the record
+        return {"events": ev.items, "stopped": stopped}
     for party in parties:  # ballots are secret until all are in, then the room sees them
         if ballots[party] is not None:
             ev.add("vote", party, "all", {"vote": ballots[party], "proposal_seq": standing["seq"]})
@@ -147,7 +156,11 @@ async def adjudicate(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
         )
         if passed:
             update["deal_round"] = state["round"]
-    update["done"] = "deal_round" in update or state["round"] >= s.deal_rule.max_rounds
+    update["done"] = (
+        "deal_round" in update
+        or bool(state.get("stopped"))
+        or state["round"] >= s.deal_rule.max_rounds
+    )
     return {**update, "events": ev.items}
 
 
@@ -178,6 +191,8 @@ async def end(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
 # The routers are async only so that langgraph calls them on the loop: a plain function it
 # would hand to a worker thread at every step.
 async def _after_turn(state: State) -> str:
+    if state.get("stopped"):  # a budget ran out during the turn
+        return "adjudicate"
     if state["turn"] < len(state["order"]):
         return "turn"
     return "vote" if state["standing"] else "adjudicate"

@@ -14,8 +14,10 @@ from ..model import Usage
 
 # 2: manifest parties record timeout, retries and concurrency
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = {1, 2, 3}
+# 4: a failed turn's `error` event carries the usage of its attempts, so outcome.json's
+#    tokens include them; a narrated vote (no model call) counts 0 attempts
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = {1, 2, 3, 4}
 # the model name of a party a person plays, and the call_id of the events of their moves
 HUMAN = "human"
 
@@ -46,7 +48,11 @@ class Event(BaseModel):
     )
     content: dict[str, Any]
     call_id: str | None = Field(None, description="The model call that produced the event.")
-    usage: Usage | None = None
+    usage: Usage | None = Field(
+        None,
+        description="Tokens of the model call behind the event, on the call's first event; "
+        "a failed turn's error event holds those of its attempts.",
+    )
     latency_ms: float | None = None
     ts: str = Field(description="UTC time the event was made, ISO 8601.")
 

@@ -69,7 +69,7 @@ class NarratedClient:
                 (time.perf_counter() - start) * 1000,
                 "scripted",
             )
-            return Answer(value=value, reply=reply, attempts=1, usage=Usage())
+            return Answer(value=value, reply=reply, attempts=0, usage=Usage())  # no call made
         move = canonical_move(decided)
         side = move["side_message"]
         compact = "public_message" not in decided
@@ -84,8 +84,11 @@ class NarratedClient:
             note = " (own words: the narration failed)"
             move["private_reasoning"] = move["private_reasoning"][: 119 - len(note)] + note
             shaped = compact_move(move) if compact else move
-            reply = Reply(exc.raw or "", Usage(), f"scripted-{uuid.uuid4().hex[:12]}", 0.0)
-            return Answer(output.model_validate(shaped), reply, exc.attempts, Usage())
+            # the narrator's failed attempts were real calls: the move's event counts them
+            spent = exc.usage if exc.usage is not None else Usage()
+            call_id = exc.call_id or f"scripted-{uuid.uuid4().hex[:12]}"
+            reply = Reply(exc.raw or "", spent, call_id, exc.latency_ms or 0.0)
+            return Answer(output.model_validate(shaped), reply, exc.attempts, spent)
         move["public_message"] = words.value.message  # type: ignore[attr-defined]
         if side is not None:
             move["side_message"] = {"to": side["to"], "text": words.value.side}  # type: ignore[attr-defined]

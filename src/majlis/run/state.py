@@ -4,7 +4,7 @@
   so that a checkpoint stores each step's new events, not the whole log again.
 - `Deps`: the scenario, prompters and clients: never checkpointed, rebuilt on resume.
 - `NodeEvents`: numbers the events one node makes, continuing the log; `failed_turn`
-  records a turn the model could not play.
+  records a turn the model could not play, with what its attempts cost.
 
 These are kept apart from `graph.py` so that the graph module is the protocol alone (its
 nodes, routers and edges), readable in one screen; the data they pass is defined here.
@@ -22,7 +22,7 @@ from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel
 
-from ..errors import ModelBehaviourError
+from ..errors import BudgetExceeded, ModelBehaviourError
 from ..model import Answer, ModelClient
 from ..protocol import (
     CompactVote,
@@ -170,6 +170,9 @@ class NodeEvents:
 
 
 def failed_turn(ev: NodeEvents, party: str, task: str, exc: ModelBehaviourError) -> None:
+    """The `error` event of a turn the model could not play. Its attempts were real calls:
+    their summed usage (and the last one's call id and latency) goes on the event, as an
+    answer's goes on its first event, so the transcript's tokens are the server's."""
     ev.add(
         "error",
         party,
@@ -182,3 +185,20 @@ def failed_turn(ev: NodeEvents, party: str, task: str, exc: ModelBehaviourError)
             "raw": (exc.raw or "")[:2000],
         },
     )
+    if exc.attempts and exc.usage is not None:
+        event = ev.items[-1]
+        event["call_id"] = exc.call_id
+        event["usage"] = exc.usage.model_dump()
+        if exc.latency_ms is not None:
+            event["latency_ms"] = round(exc.latency_ms, 2)
+
+
+def budget_stop(outcomes: Sequence[object]) -> str | None:
+    """Why a budget stopped the session among these calls' outcomes, if it did: a call it
+    refused (BudgetExceeded), or a question it cut short between attempts."""
+    for out in outcomes:
+        if isinstance(out, BudgetExceeded):
+            return str(out)
+        if isinstance(out, ModelBehaviourError) and out.stopped:
+            return out.stopped
+    return None
