@@ -2,7 +2,8 @@
 
     facilitator -> turn -> turn ... -> vote -> adjudicate -> facilitator (next round) | end
 
-The facilitator opens a round and announces its injects; each party takes a turn in order;
+The facilitator opens a round and announces its injects (set for the round, or whose
+condition now holds: `protocol.injects`); each party takes a turn in order;
 everyone votes in secret on the standing proposal; adjudication applies the deal rule.
 A budget that runs out in the middle of a turn or a vote ends the session from there, the
 spent attempts recorded (one that runs out before a call is the session's to stop).
@@ -20,7 +21,7 @@ from langgraph.runtime import Runtime
 
 from ..errors import BudgetExceeded, ModelBehaviourError
 from ..model import Answer
-from ..protocol import canonical_move, canonical_vote, rules
+from ..protocol import canonical_move, canonical_vote, injects, rules
 from .state import Deps, NodeEvents, State, budget_stop, failed_turn
 
 
@@ -36,14 +37,9 @@ async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
         "all",
         {"text": f"Round {ev.round} of {rounds} begins.", "order": order},
     )
-    for inject in s.injects:
-        if inject.round == ev.round:
-            ev.add(
-                "inject",
-                "facilitator",
-                "all",
-                {"id": inject.id, "title": inject.title, "text": inject.text},
-            )
+    for inject in injects.due(runtime.context.loaded, ev.round, state["events"], state["standing"]):
+        content = {"id": inject.id, "title": inject.title, "text": inject.text}
+        ev.add("inject", "facilitator", "all", content)
     return {"round": ev.round, "order": order, "turn": 0, "events": ev.items}
 
 

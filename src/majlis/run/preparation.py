@@ -120,7 +120,7 @@ def with_rounds(loaded: LoadedScenario, rounds: int | None) -> LoadedScenario:
     new = s.model_copy(
         update={
             "deal_rule": s.deal_rule.model_copy(update={"max_rounds": rounds}),
-            "injects": [i for i in s.injects if i.round <= rounds],
+            "injects": [i for i in s.injects if i.round is None or i.round <= rounds],
         }
     )
     return loaded.model_copy(update={"scenario": new})

@@ -261,11 +261,35 @@ def _check_scenario(path: Path, s: Scenario) -> None:
     if s.deal_rule.min_accept < len(set(s.deal_rule.veto)):
         fail("deal_rule.min_accept", "is smaller than the number of veto parties")
     for i, inj in enumerate(s.injects):
-        if inj.round > s.deal_rule.max_rounds:
+        if inj.round is not None and inj.round > s.deal_rule.max_rounds:
             fail(
                 f"injects.{i}.round",
                 f"round {inj.round} is after the last round {s.deal_rule.max_rounds}",
             )
+        when = inj.when
+        if when is None:
+            continue
+        for field, party in (
+            ("margin_below.party", when.margin_below and when.margin_below.party),
+            ("red_line_crossed", when.red_line_crossed),
+        ):
+            if (
+                party
+                and party not in s.parties
+                and not (field == "red_line_crossed" and party == "any")
+            ):
+                fail(f"injects.{i}.when.{field}", f"unknown party {party!r}")
+        if when.no_proposal_by is not None and when.no_proposal_by >= s.deal_rule.max_rounds:
+            fail(
+                f"injects.{i}.when.no_proposal_by",
+                f"round {when.no_proposal_by} leaves no round to announce it in "
+                f"(the last is {s.deal_rule.max_rounds})",
+            )
+    ids = [inj.id for inj in s.injects]
+    try:
+        no_duplicates(ids, "injects")
+    except ValueError as exc:
+        fail("injects", str(exc))
     _check_branches(path, s)
 
 

@@ -68,13 +68,54 @@ class DealRule(_Strict):
     max_rounds: int = Field(ge=1, le=100)
 
 
-class Inject(_Strict):
-    """A scenario event the facilitator announces to every party at the start of a round."""
+class MarginBelow(_Strict):
+    party: Slug
+    value: int = Field(description="Fires when the party's margin is below this.")
 
-    round: int = Field(ge=1)
+
+class InjectWhen(_Strict):
+    """What must have happened for a conditional inject to fire: every condition given must
+    hold at the start of a round (from round 2 on); it fires once, the first time they do."""
+
+    no_proposal_by: int | None = Field(
+        None, ge=1, description="No package has been proposed by the end of this round."
+    )
+    margin_below: MarginBelow | None = Field(
+        None,
+        description="The standing proposal leaves this party below this margin over its "
+        "walk-away point.",
+    )
+    red_line_crossed: Slug | None = Field(
+        None,
+        description="The standing proposal crosses a red line of this party, or of any "
+        "party with `any`.",
+    )
+    votes_failed: int | None = Field(
+        None, ge=1, description="At least this many votes have failed so far."
+    )
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> InjectWhen:
+        if all(getattr(self, k) is None for k in type(self).model_fields):
+            raise ValueError("names no condition")
+        return self
+
+
+class Inject(_Strict):
+    """A scenario event the facilitator announces to every party at the start of a round:
+    a fixed round, or the first round at whose start its `when` holds."""
+
+    round: int | None = Field(None, ge=1, description="The round it is announced at.")
+    when: InjectWhen | None = Field(None, description="Or: the condition that fires it.")
     id: Slug
     title: str = Field(min_length=1)
     text: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _round_or_when(self) -> Inject:
+        if (self.round is None) == (self.when is None):
+            raise ValueError("give either `round` or `when`, not both or neither")
+        return self
 
 
 class BranchWhen(_Strict):
