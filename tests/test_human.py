@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
+import click.testing
+import pytest
 from conftest import events_of
 from typer.testing import CliRunner
 
 from majlis.cli import app
 from majlis.model import ModelConfig
-from majlis.protocol import PartyPrompter, Templates
-from majlis.run import RunOptions, run_session
+from majlis.protocol import PartyPrompter, Templates, briefing
+from majlis.run import RunOptions, Terminal, run_session
 from majlis.scenario import load_scenario
 
 runner = CliRunner()
@@ -151,3 +154,72 @@ async def test_the_person_sees_exactly_what_the_agent_would(home: Path, tmp_path
     assert result.outcome.calls == sum(
         1 for e in events if e.get("usage") and e["call_id"] != "human"
     )
+
+
+def _vote_payload(home: Path, party: str, package: dict[str, str]) -> dict[str, Any]:
+    """What the graph asks a person at a vote on `package`, as HumanClient builds it."""
+    loaded = load_scenario("cornered-in-iraq", home)
+    prompter = PartyPrompter(loaded, party, Templates(home / "prompts"))
+    standing = {"by": "sudani", "package": package, "seq": 3}
+    return {
+        "party": party,
+        "task": "vote",
+        "messages": prompter.messages("vote", [], 1, standing),
+        "schema": {},
+        "briefing": briefing(loaded, party).model_dump(),
+    }
+
+
+def _answer(terminal: Terminal, payload: dict[str, Any], typed: str) -> dict[str, Any]:
+    with click.testing.CliRunner().isolation(input=typed):
+        return terminal(payload)
+
+
+KURDS_RED_LINE = {  # guarantees=federal_only is a red line of the Kurdish parties
+    "coalition": "remain",
+    "bilateral": "full_partnership",
+    "militias": "prosecute",
+    "us_response": "consent",
+    "guarantees": "federal_only",
+    "economy": "conditional",
+}
+
+
+def test_the_trainee_reads_a_plain_brief_not_the_prompt(home: Path) -> None:
+    shown: list[str] = []
+    _answer(Terminal(echo=shown.append), _vote_payload(home, "kurds", KURDS_RED_LINE), "reject\n\n")
+    text = "\n".join(shown)
+    card = load_scenario("cornered-in-iraq", home).cards["kurds"]
+    assert card.private_brief.split()[0] in text and "Your walk-away point is" in text
+    assert "<private_scores>" not in text and "<rules>" not in text and '"threshold"' not in text
+    assert "Federal forces only" in text  # options by their labels, with the party's scores
+    assert "Your red lines (never accept these):" in text
+
+
+@pytest.mark.parametrize(
+    ("typed", "vote"), [("accept\nn\n\n", "reject"), ("accept\ny\n\n", "accept")]
+)
+def test_accepting_across_a_red_line_is_confirmed_first(home: Path, typed: str, vote: str) -> None:
+    shown: list[str] = []
+    answer = _answer(
+        Terminal(echo=shown.append), _vote_payload(home, "kurds", KURDS_RED_LINE), typed
+    )
+    assert answer["vote"] == vote
+    assert any("it crosses your red line" in line for line in shown)
+
+
+def test_enter_alone_never_accepts(home: Path) -> None:
+    shown: list[str] = []
+    answer = _answer(
+        Terminal(echo=shown.append), _vote_payload(home, "kurds", KURDS_RED_LINE), "\n\nreject\n\n"
+    )
+    assert answer["vote"] == "reject"
+
+
+def test_a_package_worth_the_walk_away_point_needs_no_confirmation(home: Path) -> None:
+    loaded = load_scenario("cornered-in-iraq", home)
+    card = loaded.cards["kurds"]
+    best = {i: max(t, key=t.__getitem__) for i, t in card.scores.items()}
+    shown: list[str] = []
+    answer = _answer(Terminal(echo=shown.append), _vote_payload(home, "kurds", best), "accept\n\n")
+    assert answer["vote"] == "accept" and not any("careful" in line for line in shown)

@@ -1,5 +1,11 @@
 """What `majlis.protocol` offers (read by lazy_loader and by type checkers)."""
 
+from .briefing import (
+    Briefing as Briefing,
+    briefing as briefing,
+    briefing_text as briefing_text,
+    record_line as record_line,
+)
 from .context import (
     SIDE_KEPT as SIDE_KEPT,
     ContextPolicy as ContextPolicy,

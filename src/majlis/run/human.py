@@ -1,8 +1,11 @@
 """Trainee play: a person plays one party from the terminal, through a langgraph interrupt.
 
 `HumanClient` stands where a model client stands. Its `ask` pauses the graph with the very
-messages the party's agent would get; the command line shows them, collects the move,
-validates it, and resumes the graph with it. The graph never knows a person is playing.
+messages the party's agent would get, and the party's brief in plain words; the terminal
+shows the brief and the record as a person reads them (never the raw prompt and its JSON),
+collects the move, asks for confirmation before a vote or a proposal that goes under the
+person's walk-away point or across a red line, and resumes the graph with the move. The
+graph never knows a person is playing.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelBehaviourError
 from ..model import Answer, Backend, ModelConfig, Reply, Usage
+from ..protocol import Briefing, briefing_text, record_line
 from .log import HUMAN
 
 
@@ -23,8 +27,9 @@ class HumanClient:
 
     is_human = True
 
-    def __init__(self, party: str) -> None:
+    def __init__(self, party: str, brief: Briefing | None = None) -> None:
         self.party = party
+        self.brief = brief
         self.config = ModelConfig(model=HUMAN, temperature=0)
         self.backend = Backend()
 
@@ -40,6 +45,7 @@ class HumanClient:
                 "task": output.__name__.lower(),
                 "messages": messages,
                 "schema": schema,
+                "briefing": self.brief.model_dump() if self.brief else None,
             }
         )
         try:
@@ -55,22 +61,25 @@ class HumanClient:
 
 
 class Terminal:
-    """Asks a trainee for a move or a vote, showing what their party's agent would see."""
+    """Asks a trainee for a move or a vote: their brief and the record in plain words, then
+    the questions; a risky vote or proposal is confirmed first."""
 
     def __init__(self, echo: Any = click.echo) -> None:
         self.echo = echo
         self.shown_system = False
         self.seen: set[int] = set()
+        self.brief: Briefing | None = None
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         system, user = payload["messages"][0]["content"], payload["messages"][-1]["content"]
+        if payload.get("briefing"):
+            self.brief = Briefing.model_validate(payload["briefing"])
         if not self.shown_system:
-            self.echo(
-                f"\n===== You play {payload['party']}. Your brief (no one else sees it) =====\n{system}\n"
-            )
+            text = briefing_text(self.brief) if self.brief else system
+            self.echo(f"\n===== Your brief (no one else sees it) =====\n{text}\n")
             self.shown_system = True
         self._show_record(user)
-        self.echo(user.split("</record>", 1)[1].strip() + "\n")
+        self._show_turn(user, payload["task"])
         return self._vote(payload) if payload["task"] == "vote" else self._move(payload)
 
     def _show_record(self, user: str) -> None:
@@ -79,19 +88,51 @@ class Terminal:
             if not line.strip():
                 continue
             e = json.loads(line)
-            if e["seq"] in self.seen:
+            seq = e.get("seq")
+            if seq is not None and seq in self.seen:
                 continue
-            self.seen.add(e["seq"])
+            if seq is not None:
+                self.seen.add(seq)
+            if self.brief is not None:
+                self.echo("  " + record_line(self.brief, e))
+                continue
             who = e.get("from", "facilitator")
             body = {k: v for k, v in e.items() if k not in ("seq", "round", "type", "from")}
+            self.echo(f"  [{seq}] round {e['round']} {e['type']} {who}: {json.dumps(body)}")
+
+    def _show_turn(self, user: str, task: str) -> None:
+        """Where the talks stand, in words: the round, and the package on the table with
+        what it is worth to this person."""
+        turn = _turn(user)
+        if self.brief is None or not turn:
+            self.echo(user.split("</record>", 1)[-1].strip() + "\n")
+            return
+        what = "your secret vote" if task == "vote" else "your turn"
+        self.echo(f"\nRound {turn.get('round')} of {turn.get('max_rounds')}: {what}.")
+        standing = turn.get("standing_proposal")
+        if standing:
+            words = "; ".join(self.brief.label(i, o) for i, o in standing.items())
             self.echo(
-                f"  [{e['seq']}] round {e['round']} {e['type']} {who}: {json.dumps(body, ensure_ascii=False)}"
+                f"On the table: {words}. Worth {self.brief.value(standing)} to you "
+                f"(walk-away {self.brief.threshold})."
             )
 
+    def _confirm_risky(self, package: dict[str, Any] | None, doing: str) -> bool:
+        """True to go on; asks first when the package is under the walk-away point or
+        across a red line (the default answer is no)."""
+        if self.brief is None or not package:
+            return True
+        warnings = self.brief.warnings(package)
+        if not warnings:
+            return True
+        self.echo(f"  careful: {'; and '.join(warnings)}.")
+        return click.confirm(f"  {doing} all the same?", default=False)
+
     def _pick(self, title: str, options: list[str], default: str | None = None) -> str:
+        """One of `options`, by name or number; with no default, Enter alone is asked again."""
         listing = ", ".join(f"{i + 1}={o}" for i, o in enumerate(options))
         while True:
-            answer = click.prompt(f"{title} [{listing}]", default=default or options[0]).strip()
+            answer = click.prompt(f"{title} [{listing}]", default=default).strip()
             if answer in options:
                 return answer
             if answer.isdigit() and 1 <= int(answer) <= len(options):
@@ -103,15 +144,16 @@ class Terminal:
     ) -> dict[str, str]:
         props = schema["properties"]
         return {
-            issue: self._pick(f"{label} on {issue}", spec["enum"], (defaults or {}).get(issue))
+            issue: self._pick(
+                f"{label} on {issue}", spec["enum"], (defaults or {}).get(issue) or spec["enum"][0]
+            )
             for issue, spec in props.items()
         }
 
     def _move(self, payload: dict[str, Any]) -> dict[str, Any]:
         props = payload["schema"]["properties"]
         package_schema = props["positions"]
-        turn = json.loads(payload["messages"][-1]["content"].split("<turn>")[1].split("</turn>")[0])
-        standing = turn.get("standing_proposal")
+        standing = _turn(payload["messages"][-1]["content"]).get("standing_proposal")
         while True:
             reasoning = click.prompt(
                 "Private reasoning (only you see it)", default="", show_default=False
@@ -131,6 +173,8 @@ class Terminal:
                     if click.confirm("Propose your public positions?", default=True)
                     else (self._package(package_schema, "Proposal", positions))
                 )
+                if not self._confirm_risky(proposal, "Propose it"):
+                    proposal = None
             side = None
             if click.confirm("Send a private side message?", default=False):
                 recipients = props["side_message"]["anyOf"][0]["properties"]["to"]["enum"]
@@ -151,6 +195,19 @@ class Terminal:
             self.echo("  the public message cannot be empty")
 
     def _vote(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """No default: Enter alone never accepts a package. Accepting one under the walk-away
+        point or across a red line is confirmed first; a no is a reject."""
+        standing = _turn(payload["messages"][-1]["content"]).get("standing_proposal")
         vote = self._pick("Your secret vote", ["accept", "reject"])
+        if vote == "accept" and not self._confirm_risky(standing, "Accept it"):
+            vote = "reject"
+            self.echo("  you vote reject.")
         reasoning = click.prompt("Why (only you see it)", default="", show_default=False)
         return {"private_reasoning": reasoning, "vote": vote}
+
+
+def _turn(user: str) -> dict[str, Any]:
+    """The <turn> block of a move or vote prompt, as data ({} if there is none)."""
+    if "<turn>" not in user:
+        return {}
+    return json.loads(user.split("<turn>", 1)[1].split("</turn>", 1)[0])

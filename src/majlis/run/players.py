@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..model import EndpointLimits, ModelClient, SampleCounter, Spending, make_client
-from ..protocol import ContextPolicy, PartyPrompter, RecordLines, Templates
+from ..protocol import ContextPolicy, PartyPrompter, RecordLines, Templates, briefing
 from ..scenario import prompt_dirs
 from .human import HumanClient
 from .log import HUMAN
@@ -86,7 +86,8 @@ class Players:
             }
         for party, cfg in self.configs.items():
             if cfg.model == HUMAN:
-                self.clients[party] = HumanClient(party)  # type: ignore[assignment]
+                brief = briefing(self.loaded, party)
+                self.clients[party] = HumanClient(party, brief)  # type: ignore[assignment]
                 continue
             embedded = cfg.is_embedded
             if embedded:
