@@ -89,9 +89,6 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
     The real schedule (0.5 s doubling, Retry-After honoured) is measured by the tests above.
     """
-    import openai._base_client as sdk
-
-    monkeypatch.setattr(sdk, "INITIAL_RETRY_DELAY", 0.02)
     monkeypatch.setattr("majlis.model.openai_backend._backoff", lambda n: 0.02 * 2**n)
 
 
@@ -200,6 +197,10 @@ async def test_a_fault_that_outlasts_the_retries_surfaces(kinds: tuple[str, ...]
 # Whole sessions through faults
 
 
+# what each injected transport fault is recorded as
+NOTED = {"drop": "connection", "hang": "timeout", "cut_json": "cut_body", "bad_json": "cut_body"}
+
+
 @pytest.mark.parametrize("kind", TRANSPORT)
 async def test_transient_transport_faults_leave_the_transcript_untouched(
     kind: str, faulty: tuple[LoopbackServer, FaultPlan], tmp_path: Path, reference: list
@@ -211,8 +212,22 @@ async def test_transient_transport_faults_leave_the_transcript_untouched(
     assert result.manifest.status == "complete"
     events = events_of(result)
     assert_whole(events)
-    assert stable(events) == stable(reference), "retries are invisible in the transcript"
+    # each retry is recorded on the first event of the call that met it, and nowhere else
+    noted = NOTED.get(kind, kind)
+    retried = [e for e in events if "retries" in e]
+    assert len(retried) == 2 and all(e["usage"] for e in retried), "on the calls' first events"
+    for e in retried:
+        (note,) = e["retries"]
+        assert note["kind"] == noted and note["status"] == (int(kind) if kind.isdigit() else None)
+        assert note["wait_s"] >= (0.1 if kind == "429" else 0.0), "Retry-After: 0.1 s"
+    totals = result.outcome.transport_retries
+    assert totals.count == 2 and totals.by_kind == {noted: 2}
+    assert totals.wait_s == pytest.approx(sum(e["retries"][0]["wait_s"] for e in retried))
+    # and otherwise the transcript is a clean run's
+    untouched = [{k: v for k, v in e.items() if k != "retries"} for e in events]
+    assert stable(untouched) == stable(reference), "retries leave the transcript as it was"
     assert server.calls == len(reference_calls(reference)) + 2
+    assert not [e for e in reference if "retries" in e], "a clean run records none"
 
 
 def reference_calls(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -271,10 +286,13 @@ async def test_a_lasting_fault_fails_the_run_which_resumes_when_it_stops(
     partial = events_of(run)
     assert 0 < len(partial) < len(reference)
     assert stable(partial) == stable(reference[: len(partial)])
+    # the call that stopped the run has no event: its one retry is in the manifest
+    assert [n.kind for n in manifest.failed_call_retries] == [NOTED.get(kind, kind)]
 
     plan.stop()  # the endpoint recovers
     result = await resume_session(run)
     assert result.manifest.status == "complete" and result.manifest.error is None
+    assert result.outcome.transport_retries.by_kind == {NOTED.get(kind, kind): 1}
     events = events_of(run)
     assert_whole(events)
     assert stable(events) == stable(reference)
@@ -376,7 +394,10 @@ def test_cli_stops_with_one_line_and_resumes(
         assert f"no reply from {server.base_url}/chat/completions: " in lines[0], lines[0]
 
     plan.stop()
-    res = runner.invoke(app, ["resume", str(run), "--quiet"])
+    res = runner.invoke(app, ["resume", str(run)])
     assert res.exit_code == 0, res.output
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     assert_whole(events_of(run))
+    # the summary counts the retry of the call that stopped the run
+    said = " ".join(res.output.split())
+    assert f"transport retries 1 ({NOTED.get(kind, kind)}: 1), " in said, said

@@ -189,3 +189,11 @@ class LiveView:
             line = f"\n[bold]Outcome: {c['kind']}[/] ({escape(branch)})"
         if line is not None:
             self.progress.console.print(line, highlight=False)
+        if e.get("retries"):  # the endpoint's faults, which the call got past
+            kinds = ", ".join(r["kind"] for r in e["retries"])
+            waited = sum(r["wait_s"] for r in e["retries"])
+            self.progress.console.print(
+                f"   [dim]{escape(e['speaker'])}: a request sent again after {kinds} "
+                f"({waited:.1f} s waited)[/]",
+                highlight=False,
+            )

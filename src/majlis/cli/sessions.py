@@ -258,8 +258,10 @@ def _summary(result: Any) -> None:
     out.print(table)
     if o.stopped:
         out.print(f"[yellow]stopped early: {escape(o.stopped)}[/]")
+    retried = o.transport_retries
     out.print(
         f"calls {o.calls}, tokens {o.usage.prompt_tokens}+{o.usage.completion_tokens}, "
         f"failed turns {o.failed_turns}"
+        + (f", transport retries {retried.line()}" if retried.count else "")
     )
     out.print(f"run folder: {result.run_dir.path}", soft_wrap=True)

@@ -54,10 +54,14 @@ from .faults import (
 from .loopback import (
     Completion as Completion,
     LoopbackServer as LoopbackServer,
+    llama_cpp_python as llama_cpp_python,
     scripted_responder as scripted_responder,
 )
-from .openai_backend import (
-    BadResponseError as BadResponseError,
+from .retries import (
+    RetryNote as RetryNote,
+    RetryTotals as RetryTotals,
+    noting_retries as noting_retries,
+    retries_of as retries_of,
 )
 from .transport import (
     EndpointLimits as EndpointLimits,
@@ -66,4 +70,7 @@ from .transport import (
 )
 from .usage import (
     Usage as Usage,
+)
+from .wire import (
+    BadResponseError as BadResponseError,
 )

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UserError
 from . import scripted
 from .cache import ResponseCache, SampleCounter, request_key
 from .config import ModelConfig
+from .retries import RetryNote
 from .usage import Usage
 
 
@@ -31,12 +32,22 @@ class Reply:
     model: str | None = None
     fingerprint: str | None = None
     cached: bool = False
+    retries: list[RetryNote] = field(default_factory=list)  # the transport faults it met
 
 
 class Backend:
     """Sends one chat request and returns the raw text. Subclasses: HTTP, scripted."""
 
     name = "backend"
+
+    @property
+    def structured_used(self) -> str | None:
+        """The structured-output dialect the endpoint last answered in; None if no request
+        has reached one (a backend that plays in process, or has not been called)."""
+        return None
+
+    def start_at(self, dialect: str) -> None:
+        """Begin `auto` at the dialect an earlier stretch of the run found (on resume)."""
 
     async def chat(
         self, messages: list[dict[str, str]], schema_name: str, schema: dict[str, Any]
@@ -83,6 +94,13 @@ class CachingBackend(Backend):
 
     async def check(self) -> None:
         await self.inner.check()
+
+    @property
+    def structured_used(self) -> str | None:
+        return self.inner.structured_used
+
+    def start_at(self, dialect: str) -> None:
+        self.inner.start_at(dialect)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

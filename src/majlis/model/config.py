@@ -31,7 +31,12 @@ class ModelConfig(BaseModel):
     max_tokens: int = Field(700, ge=16)
     seed: int | None = None
     timeout: float = Field(120, gt=0)
-    max_retries: int = Field(5, ge=0, description="Transport retries, done by the SDK.")
+    max_retries: int = Field(
+        5,
+        ge=0,
+        description="Transport retries per call (connection errors, timeouts, 408, 409, 429, "
+        "5xx, cut replies), each recorded in the run.",
+    )
     output_retries: int = Field(
         2, ge=0, description="Re-asks after a reply that does not validate."
     )

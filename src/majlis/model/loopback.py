@@ -4,6 +4,11 @@ It speaks POST /v1/chat/completions and GET /v1/models on 127.0.0.1 only. A *res
 turns a request body into the reply's text (the scripted player, the embedded llama.cpp
 model, a test double). The server records every request it receives, so tests can count
 calls and check what each party's prompt contained.
+
+It can also behave as a real server would where majlis must cope with the difference: a
+structured-output dialect refused with a 500 rather than a 400, one completion computed at
+a time with /models waiting behind it (`llama_cpp_python` sets both, as that server does),
+or a slow /models.
 """
 
 from __future__ import annotations
@@ -56,12 +61,23 @@ class LoopbackServer:
     host: str = "127.0.0.1"
     port: int = 0
     blocking: bool = False  # True when the responder is slow CPU work (run it in a thread)
+    # the status an unspoken dialect is refused with: 400, or 422/500 with the request's
+    # validation error as the body (a 500: llama-cpp-python's internal-error wrapping)
+    refuse_with: int = 400
+    # one completion at a time, the rest queued, and /models answered only between them;
+    # a request its client gave up on is still computed (llama-cpp-python's server)
+    single_slot: bool = False
+    models_latency: float = 0.0  # seconds before /models answers
+    held: int = 0  # chat requests received and not yet answered
+    peak_held: int = 0
+    computed: int = 0  # completions the responder made (whether or not anyone got them)
     # fault(body, n) may return a response to send instead of an answer; n counts every
     # request, retries included (majlis.faults.FaultPlan: errors, drops, hangs, bad bodies)
     fault: Callable[[dict[str, Any], int], Response | None] | None = None
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _slot: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def base_url(self) -> str:
@@ -87,6 +103,11 @@ class LoopbackServer:
         return None
 
     async def _models(self, request: Request) -> JSONResponse:
+        if self.models_latency:
+            await asyncio.sleep(self.models_latency)
+        if self.single_slot:
+            async with self._slot:
+                pass  # after the completion being computed, as llama-cpp-python does
         return self._unauthorized(request) or JSONResponse(
             {
                 "object": "list",
@@ -109,21 +130,32 @@ class LoopbackServer:
                 return injected  # type: ignore[return-value]
         kind = (body.get("response_format") or {}).get("type", "none")
         if kind not in self.dialects:
-            return _error(
-                400, "invalid_request_error", f"response_format type {kind!r} is not supported"
-            )
-        if self.latency:
-            await asyncio.sleep(self.latency)
+            return _refusal(self.refuse_with, kind)
+        self.held += 1
+        self.peak_held = max(self.peak_held, self.held)
         try:
-            if self.blocking:
-                out = await run_in_threadpool(self._respond_locked, body)
+            if self.single_slot:
+                async with self._slot:
+                    out = await self._compute(body)
             else:
-                out = self.responder(body)
+                out = await self._compute(body)
         except RequestError as exc:
             return _error(400, "invalid_request_error", str(exc))
         except Exception as exc:  # a responder bug must look like a server error, not hang
             return _error(500, "server_error", f"{type(exc).__name__}: {exc}")
+        finally:
+            self.held -= 1
         return JSONResponse(completion_body(body, out))
+
+    async def _compute(self, body: dict[str, Any]) -> Completion:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if self.blocking:
+            out = await run_in_threadpool(self._respond_locked, body)
+        else:
+            out = self.responder(body)
+        self.computed += 1
+        return out
 
     def _respond_locked(self, body: dict[str, Any]) -> Completion:
         with self._lock:
@@ -170,6 +202,36 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     )
 
 
+def _refusal(status: int, kind: str) -> JSONResponse:
+    """A dialect the server does not speak, refused as servers do: a 400 saying so, or the
+    request's validation error, as FastAPI reports it (422) or as llama-cpp-python wraps
+    it into an internal error (500)."""
+    if status == 400:
+        return _error(
+            400, "invalid_request_error", f"response_format type {kind!r} is not supported"
+        )
+    problem = {
+        "type": "literal_error",
+        "loc": ("body", "response_format", "type"),
+        "msg": "Input should be 'text' or 'json_object'",
+        "input": kind,
+    }
+    if status == 422:
+        return JSONResponse({"detail": [{**problem, "loc": list(problem["loc"])}]}, 422)
+    message = repr([problem])  # the exception's text, as that server sends it
+    return JSONResponse(
+        {
+            "error": {
+                "message": message,
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        status_code=status,
+    )
+
+
 def completion_body(request: dict[str, Any], out: Completion) -> dict[str, Any]:
     usage: dict[str, Any] = {
         "prompt_tokens": out.prompt_tokens,
@@ -199,6 +261,19 @@ def scripted_responder(body: dict[str, Any]) -> Completion:
     text = scripted.respond(body["messages"], body.get("model", "scripted"), body.get("seed"))
     chars = sum(len(m.get("content") or "") for m in body["messages"])
     return Completion(text, prompt_tokens=chars // 4, completion_tokens=len(text) // 4)
+
+
+def llama_cpp_python(responder: Responder = scripted_responder, **kwargs: Any) -> LoopbackServer:
+    """A loopback server that answers as llama-cpp-python's own (`python -m
+    llama_cpp.server`) does: `json_object` with a schema is spoken, `json_schema` is refused
+    with a 500 that quotes the validation error naming response_format, and completions are
+    computed one at a time, /models waiting behind the running one."""
+    settings: dict[str, Any] = {
+        "dialects": frozenset({"json_object", "none"}),
+        "refuse_with": 500,
+        "single_slot": True,
+    }
+    return LoopbackServer(responder, **{**settings, **kwargs})
 
 
 @contextlib.contextmanager

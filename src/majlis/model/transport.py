@@ -111,6 +111,9 @@ class EndpointLimits:
         self._sent: dict[str, deque[tuple[float, int]]] = {}
         self._pools: dict[str, Any] = {}
         self.checked: set[tuple[str | None, str, str | None]] = set()  # endpoints reached
+        # (endpoint, model) -> the structured-output dialect `auto` found it answers in, so
+        # that the other parties and sessions on it begin there rather than find it again
+        self.dialects: dict[tuple[str, str], str] = {}
 
     def pool(self, key: str) -> Any:
         """The endpoint's HTTP client, for every openai client that talks to it. `key` is the

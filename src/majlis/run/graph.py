@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from ..errors import BudgetExceeded, ModelBehaviourError
-from ..model import Answer
+from ..model import Answer, RetryNote, noting_retries
 from ..protocol import canonical_move, canonical_vote, injects, rules
 from .state import Deps, NodeEvents, State, budget_stop, failed_turn
 
@@ -52,18 +52,21 @@ async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     )
     ev = NodeEvents(state)
     update: dict[str, Any] = {"turn": state["turn"] + 1}
-    try:
-        answer = await d.clients[party].ask(messages, model, schema)
-    except ModelBehaviourError as exc:
-        failed_turn(ev, party, "move", exc)
-        if exc.stopped:  # the budget ran out between attempts: what they spent is recorded
-            update["stopped"] = exc.stopped
-        return {**update, "events": ev.items}
+    with noting_retries() as retries:
+        try:
+            answer = await d.clients[party].ask(messages, model, schema)
+        except ModelBehaviourError as exc:
+            failed_turn(ev, party, "move", exc)
+            ev.retried(retries)
+            if exc.stopped:  # the budget ran out between attempts: what they spent is recorded
+                update["stopped"] = exc.stopped
+            return {**update, "events": ev.items}
     data = canonical_move(answer.value)
     note: dict[str, Any] = {"reasoning": data["private_reasoning"]}
     if data["private_positions"] is not None:
         note["private_positions"] = data["private_positions"]
     ev.add("private_note", party, [party], note, answer, first_of_call=True)
+    ev.retried(retries)
     ev.add(
         "message",
         party,
@@ -93,32 +96,38 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     assert standing is not None
     parties = list(d.scenario.parties)
 
-    async def ballot(party: str) -> Answer[Any] | ModelBehaviourError | BudgetExceeded:
+    Ballot = Answer[Any] | ModelBehaviourError | BudgetExceeded
+
+    async def ballot(party: str) -> tuple[Ballot, list[RetryNote]]:
         messages = d.prompters[party].messages("vote", state["events"], state["round"], standing)
-        try:
-            return await d.clients[party].ask(messages, *d.vote_for(party))
-        except (ModelBehaviourError, BudgetExceeded) as exc:  # the others' ballots still count
-            return exc
+        with noting_retries() as retries:
+            try:
+                return await d.clients[party].ask(messages, *d.vote_for(party)), retries
+            except (ModelBehaviourError, BudgetExceeded) as exc:  # the others' ballots count
+                return exc, retries
 
     # people vote first: their interrupt re-runs this node, which must not repeat model calls
     humans = [p for p in parties if getattr(d.clients[p], "is_human", False)]
     got = {p: await ballot(p) for p in humans}
     machines = [p for p in parties if p not in got]
     got |= dict(zip(machines, await asyncio.gather(*(ballot(p) for p in machines)), strict=True))
-    answers = [got[p] for p in parties]
     ev = NodeEvents(state)
     ballots: dict[str, str | None] = {}
-    for party, answer in zip(parties, answers, strict=True):
+    answers = [got[p][0] for p in parties]
+    for party in parties:
+        answer, retries = got[party]
         if isinstance(answer, BudgetExceeded):  # asked nothing: nothing to record
             continue
         if isinstance(answer, ModelBehaviourError):
             failed_turn(ev, party, "vote", answer)
+            ev.retried(retries)
             ballots[party] = None
             continue
         cast = canonical_vote(answer.value)
         ev.add(
             "private_note", party, [party], {"reasoning": cast["private_reasoning"]}, answer, True
         )
+        ev.retried(retries)
         ballots[party] = cast["vote"]
     stopped = budget_stop(answers)
     if stopped:  # no vote is held, but what its ballots cost is on the record

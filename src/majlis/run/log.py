@@ -10,12 +10,15 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..model import Usage
+from ..model import RetryNote, RetryTotals, Usage
 
 # 2: manifest parties record timeout, retries and concurrency
 # 3: and their prompt profile; `narrated` players; no timeout for the embedded model
 # 4: a failed turn's `error` event carries the usage of its attempts, so outcome.json's
 #    tokens include them; a narrated vote (no model call) counts 0 attempts
+#    and transport retries: on a call's first event, of the calls that stopped the run (in
+#    the manifest), added up in the outcome; the structured-output dialect each party was
+#    answered in
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = {1, 2, 3, 4}
 # the model name of a party a person plays, and the call_id of the events of their moves
@@ -54,6 +57,11 @@ class Event(BaseModel):
         "a failed turn's error event holds those of its attempts.",
     )
     latency_ms: float | None = None
+    retries: list[RetryNote] | None = Field(
+        None,
+        description="On the first event of a call that met transport faults: each request "
+        "sent again, why and after how long. Absent when there were none.",
+    )
     ts: str = Field(description="UTC time the event was made, ISO 8601.")
 
 
@@ -175,6 +183,11 @@ class PartyModel(BaseModel):
     max_tokens: int
     seed: int | None = None
     structured: str
+    structured_used: str | None = Field(
+        None,
+        description="The dialect the endpoint answered in (what `auto` found); null if no "
+        "call reached an endpoint. Written when the run stops or ends.",
+    )
     timeout: float | None = Field(
         120, description="Seconds per call; null for the embedded model, bounded by tokens."
     )
@@ -195,6 +208,11 @@ class Manifest(BaseModel):
     run_id: str
     status: Literal["running", "complete", "failed"] = "running"
     error: str | None = None
+    failed_call_retries: list[RetryNote] = Field(
+        default_factory=list,
+        description="Transport retries of the calls that failed for good and stopped the "
+        "run (no event records those calls), over every stop: kept on resume.",
+    )
     created: str
     finished: str | None = None
     scenario: dict[str, str] = Field(description="id, source path and content hash.")
@@ -235,3 +253,8 @@ class Outcome(BaseModel):
     calls: int
     failed_turns: int
     usage: Usage
+    transport_retries: RetryTotals = Field(
+        default_factory=RetryTotals,
+        description="Requests sent again after transport faults, by kind, and the seconds "
+        "waited for them: the run's calls and the ones that stopped it.",
+    )

@@ -1,18 +1,24 @@
 """outcome.json: what a session came to, read from its final graph state and event log:
-the outcome, each party's score of it against its walk-away point, and what it cost."""
+the outcome, each party's score of it against its walk-away point, and what it cost
+(calls, tokens, and the transport retries they needed)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from ..model import Usage
+from ..model import RetryNote, RetryTotals, Usage
 from ..protocol import rules
 from ..scenario import LoadedScenario
 from .log import HUMAN, Outcome, PartyResult
 
 
-def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
-    """outcome.json from the final graph state and its events."""
+def build_outcome(
+    loaded: LoadedScenario, state: dict[str, Any], stopped_calls: Iterable[RetryNote] = ()
+) -> Outcome:
+    """outcome.json from the final graph state and its events; `stopped_calls`: the
+    transport retries of calls that stopped the run, which no event records (the
+    manifest's `failed_call_retries`)."""
     events = state["events"]
     final = next(e for e in reversed(events) if e["type"] == "outcome")["content"]
     standing = state.get("standing")
@@ -44,4 +50,7 @@ def build_outcome(loaded: LoadedScenario, state: dict[str, Any]) -> Outcome:
         calls=calls,
         failed_turns=sum(e["type"] == "error" for e in events),
         usage=usage,
+        transport_retries=RetryTotals.of(
+            [*(r for e in events for r in e.get("retries") or ()), *stopped_calls]
+        ),
     )

@@ -39,7 +39,10 @@ class Players:
         spending: Spending | None = None,
         context: str = "full",
         activity: Activity | None = None,
+        dialects: dict[str, str] | None = None,
     ) -> None:
+        """`dialects`: party -> the structured-output dialect an earlier stretch of the run
+        was answered in, where `auto` begins on resume."""
         self.loaded = loaded
         unknown = set(configs) - set(loaded.scenario.parties)
         if unknown:
@@ -65,6 +68,7 @@ class Players:
         self.limits = limits or EndpointLimits()
         self.limits.declare(configs.values())
         self.cache = cache
+        self.dialects = dialects or {}
         self.counter = SampleCounter()
         self.meters = (spending or Spending()).meters()
 
@@ -96,6 +100,8 @@ class Players:
             if cfg.narrated:  # a scripted party keeps its own style (firm, soft) as the decider
                 style = cfg.model if cfg.is_scripted else "scripted"
                 client = NarratedClient(client, self.prompters[party].narration, style)  # type: ignore[assignment]
+            if party in self.dialects:
+                client.backend.start_at(self.dialects[party])
             self.clients[party] = client
         # each endpoint is reached once before the run folder is made; in a sweep, once for
         # all its sessions (the limits are shared)

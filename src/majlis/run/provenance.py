@@ -3,7 +3,9 @@ revision, the time, a fresh run id, and how each party was played.
 
 A party's `ModelConfig` goes into the manifest as a `PartyModel` and comes back out of it on
 resume through one mapping (`party_model`, `party_config`): the fields the two share by name
-are copied as they are, and the three that differ are said once, here.
+are copied as they are, and the three that differ are said once, here. One field is no
+setting: `structured_used`, the dialect each party's endpoint answered in, is filled in as
+the run stops or ends (`answered_in`), and a resume begins `auto` there.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ def party_config(recorded: PartyModel) -> ModelConfig:
     if data["timeout"] is None:
         del data["timeout"]
     return ModelConfig.model_validate({**data, "narrated": recorded.played_by == "narrated"})
+
+
+def answered_in(manifest: Manifest, players: Players) -> dict[str, PartyModel]:
+    """The manifest's parties, each with the structured-output dialect its endpoint last
+    answered in this stretch of the run (as recorded, if no call reached one)."""
+    out = {}
+    for party, recorded in manifest.parties.items():
+        client = players.clients.get(party)
+        used = client.backend.structured_used if client is not None else None
+        out[party] = recorded.model_copy(update={"structured_used": used}) if used else recorded
+    return out
 
 
 def played_by(config: ModelConfig) -> Literal["model", "human", "narrated"]:

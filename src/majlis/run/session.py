@@ -27,7 +27,7 @@ from ..errors import (
     EndpointFailed,
     RunError,
 )
-from ..model import error_line, refusal, server_fault
+from ..model import error_line, refusal, retries_of, server_fault
 from ..scenario import runs_home
 from .checkpoints import open_checkpoints
 from .folder import RunDir, load_snapshot
@@ -40,7 +40,7 @@ from .preparation import (
     RunOptions,
     prepare,
 )
-from .provenance import new_manifest, new_run_id, now, party_config
+from .provenance import answered_in, new_manifest, new_run_id, now, party_config
 from .state import Deps, initial_state
 
 if TYPE_CHECKING:
@@ -108,6 +108,8 @@ async def resume_session(
         spending,
         manifest.context_policy,
         activity,
+        # `auto` goes on in the dialect the run found, rather than find it again
+        dialects={p: m.structured_used for p, m in manifest.parties.items() if m.structured_used},
     )
     changed = [
         n for n, h in players.templates.used.items() if manifest.prompts.get(n) not in (None, h)
@@ -133,11 +135,15 @@ async def _drive(
     try:
         final = await _play(rd, manifest.run_id, players.deps(), fresh, _Log(rd, sink), ask_human)
     except BaseException as exc:
-        _record_failure(rd, manifest, exc, fresh)
+        _record_failure(
+            rd, manifest.model_copy(update={"parties": answered_in(manifest, players)}), exc, fresh
+        )
         raise
-    outcome = build_outcome(players.loaded, final)
+    outcome = build_outcome(players.loaded, final, manifest.failed_call_retries)
     rd.write_outcome(outcome)
-    manifest = manifest.model_copy(update={"status": "complete", "finished": now()})
+    manifest = manifest.model_copy(
+        update={"status": "complete", "finished": now(), "parties": answered_in(manifest, players)}
+    )
     rd.write_manifest(manifest)
     return RunResult(rd, manifest, outcome)
 
@@ -251,9 +257,14 @@ def _record_failure(rd: RunDir, manifest: Manifest, exc: BaseException, fresh: b
         else error_line(exc)
     )
     exc.add_note(f"{KEPT} {rd.path}")  # for the one line the command line prints
-    rd.write_manifest(
-        manifest.model_copy(update={"status": "failed", "error": reason[:500], "finished": now()})
-    )
+    update = {
+        "status": "failed",
+        "error": reason[:500],
+        "finished": now(),
+        # the call that stopped the run has no event: its retries are kept here
+        "failed_call_retries": [*manifest.failed_call_retries, *retries_of(exc)],
+    }
+    rd.write_manifest(manifest.model_copy(update=update))
 
 
 async def _saved_state(graph: Any, config: Any, rd: RunDir) -> Any:

@@ -23,7 +23,7 @@ from typing import Annotated, Any, TypedDict
 from pydantic import BaseModel
 
 from ..errors import BudgetExceeded, ModelBehaviourError
-from ..model import Answer, ModelClient
+from ..model import Answer, ModelClient, RetryNote
 from ..protocol import (
     CompactVote,
     PartyPrompter,
@@ -167,6 +167,16 @@ class NodeEvents:
             event["content"] = {**content, "attempts": answer.attempts}
         self.items.append(event)
         return seq
+
+    def retried(self, notes: list[RetryNote]) -> None:
+        """Put a call's transport retries on the event just added, its first (or the error
+        that records it): each request sent again, why and after how long, so a run's cost
+        and its endpoint's health can be read from the log. Nothing if there were none."""
+        if notes:
+            event = self.items[-1]
+            ts = event.pop("ts")  # the field order of the Event model: retries, then ts
+            event["retries"] = [n.model_dump() for n in notes]
+            event["ts"] = ts
 
 
 def failed_turn(ev: NodeEvents, party: str, task: str, exc: ModelBehaviourError) -> None:
