@@ -54,6 +54,16 @@ async def test_compare_finds_a_real_difference_and_not_a_fake_one(
     assert "view-facilitator.html" in html, "each run links to its transcript page"
     assert "score.washington" in html and "<script" not in html and "Deal rate" in html
     assert "baseline--scripted--s1" in html and any("side-by-side" in p.name for p in paths)
+    # a variant identical to the baseline never parts from it; an eager Washington does
+    sides = {p.name: p.read_text() for p in paths if p.name.startswith("side-by-side--")}
+    assert len(sides) == 8
+    for name, page in sides.items():
+        identical = "Identical: every move of the two runs is the same." in page
+        assert identical == name.startswith("side-by-side--same--"), name
+        assert page.count('id="first-difference"') == (0 if identical else 1), name
+    # and the report's list of those pages says where each pair parts
+    listed = html.split("<h2>Side by side, same seed</h2>")[1].split("</ul>")[0]
+    assert listed.count(": identical</li>") == 4 and listed.count(": part at round ") == 4
     # every branch of the scenario has its column, reached or not, in the scenario's words
     assert "<th>Muddle through</th><th>Rupture</th>" in html
     summary = (tmp_path / "sweep" / "compare" / "summary.md").read_text()

@@ -16,6 +16,7 @@ from .experiment import (
     sweep_configs as sweep_configs,
 )
 from .report import (
+    side_by_side_page as side_by_side_page,
     write_report as write_report,
 )
 from .stats import (

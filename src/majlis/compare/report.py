@@ -12,8 +12,8 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from ..run import RunDir, load_snapshot
 from .comparison import Comparison, branch_counts, group_runs, runs_csv, to_csv, to_markdown
+from .sidebyside import side_by_side_body
 
 PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]
 STYLE = """
@@ -24,6 +24,10 @@ th{background:#f4f4f4}.note{color:#555;font-size:.9em}svg{display:block;margin:.
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.msg{margin:.3rem 0;padding:.3rem .5rem;
 border-left:4px solid #ccc;background:#fafafa}.who{font-weight:600}.round{font-weight:700;margin-top:1rem}
 .inject{background:#fff4d6;border-left-color:#e0a800}
+.sbs{width:100%;table-layout:fixed}.sbs td,.sbs th{vertical-align:top}.sbs th:first-child{width:11rem}
+.sbs tr.round th{background:#e8e8e8}.moves{font-size:.85em;color:#444}.side{border-left-color:#762a83;
+background:#f5eef8}.verdict{font-size:1.05rem;font-weight:600}.parting th,.parting td{background:#ffe9e6;
+border:2px solid #b2182b}.mark{color:#b2182b;font-weight:700}
 """
 
 
@@ -148,7 +152,10 @@ def write_report(
     pages = _side_by_side(c, folder)
     if pages:
         body.append("<h2>Side by side, same seed</h2><ul>")
-        body += [f'<li><a href="{_e(p.name)}">{_e(label)}</a></li>' for label, p in pages]
+        body += [
+            f'<li><a href="{_e(p.name)}">{_e(label)}</a>: {_e(summary)}</li>'
+            for label, p, summary in pages
+        ]
         body.append("</ul>")
     written = [
         folder / "report.html",
@@ -160,7 +167,7 @@ def write_report(
     written[1].write_text(to_markdown(c), encoding="utf-8")
     written[2].write_text(to_csv(c), encoding="utf-8")
     written[3].write_text(runs_csv(c), encoding="utf-8")
-    return written + [p for _, p in pages]
+    return written + [p for _, p, _ in pages]
 
 
 def _deal_rate(c: Comparison) -> str:
@@ -213,8 +220,9 @@ def _views(c: Comparison, folder: Path, view: Callable[[Path], Path]) -> dict[st
     return out
 
 
-def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path]]:
-    """For each pair sharing a seed, the baseline and the other group's public talk in two columns."""
+def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path, str]]:
+    """For each pair sharing a seed, the baseline and the other group's moves aligned slot by
+    slot, the first slot where they differ marked: (label, page, where they part)."""
     groups = group_runs(c)
     base = {
         (r.model if c.by == "variant" else r.variant, r.seed): r for r in groups.get(c.baseline, [])
@@ -230,43 +238,14 @@ def _side_by_side(c: Comparison, folder: Path) -> list[tuple[str, Path]]:
             label = (
                 f"{g} vs {c.baseline}, {r.model if c.by == 'variant' else r.variant}, seed {r.seed}"
             )
-            cols = "".join(
-                f"<div><h2>{_e(x.run_id)}</h2>{_public_talk(x.path)}</div>" for x in (partner, r)
-            )
             path = folder / f"side-by-side--{r.run_id}.html"
-            path.write_text(
-                _page(label, f"<h1>{_e(label)}</h1><div class=cols>{cols}</div>"), encoding="utf-8"
-            )
-            pages.append((label, path))
+            body, summary = side_by_side_body(partner.path, r.path)
+            path.write_text(_page(label, f"<h1>{_e(label)}</h1>{body}"), encoding="utf-8")
+            pages.append((label, path, summary))
     return pages
 
 
-def _public_talk(run: Path) -> str:
-    rd = RunDir(run)
-    events, _ = rd.read_events()
-    loaded = load_snapshot(rd)
-    cards = loaded.cards
-    out = []
-    for e in events:
-        c = e["content"]
-        if e["type"] == "round":
-            out.append(f'<div class="round">Round {e["round"]}</div>')
-        elif e["type"] == "inject":
-            out.append(
-                f'<div class="msg inject"><span class="who">{_e(c["title"])}</span>: {_e(c["text"])}</div>'
-            )
-        elif e["type"] == "message":
-            card = cards.get(e["speaker"])
-            who = card.name if card else e["speaker"]
-            out.append(
-                f'<div class="msg"><span class="who">{_e(who)}</span>: {_e(c["text"])}</div>'
-            )
-        elif e["type"] == "tally":
-            out.append(
-                f'<div class="msg">vote {"passed" if c["passed"] else "failed"}: accept '
-                f"{_e(', '.join(c['accept']))}</div>"
-            )
-        elif e["type"] == "outcome":
-            branch = loaded.scenario.branch_label(c["branch"])
-            out.append(f'<div class="round">Outcome: {_e(c["kind"])} ({_e(branch)})</div>')
-    return "".join(out)
+def side_by_side_page(left: Path, right: Path, title: str) -> str:
+    """A self-contained page of two runs aligned slot by slot, where they part marked
+    (`sidebyside`): the left run is the baseline."""
+    return _page(title, f"<h1>{_e(title)}</h1>{side_by_side_body(left, right)[0]}")
