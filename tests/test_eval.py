@@ -124,13 +124,17 @@ def test_eval_cli_formats_and_rows(run_dir: Path, home: Path) -> None:
 
 async def test_eval_counts_side_leaks_and_reads_older_reports(run_dir: Path) -> None:
     report = await evaluate_run(run_dir)
-    assert report.schema_version == EVAL_SCHEMA_VERSION == 4
+    assert report.schema_version == EVAL_SCHEMA_VERSION == 5
     assert eval_row(report)["findings.side_leak"] == 0
     assert (report.metrics.branch, report.metrics.branch_label) in {
         ("muddle_through", "Muddle through"),
         ("rupture", "Rupture"),
     }
     data = json.loads((run_dir / "eval.json").read_text())
+    for field in ("judge_models", "presentations", "verdicts", "agreement"):
+        del data[field]  # before version 5 a report held one judge's verdicts alone
+    (run_dir / "eval.json").write_text(json.dumps(data | {"schema_version": 4}))
+    assert read_report(run_dir / "eval.json").metrics == report.metrics
     del data["metrics"]["branch_label"]  # before version 4 the metrics had no branch label
     for version in (1, 2, 3):  # before side_leak findings (3), before labels (4): still read
         (run_dir / "eval.json").write_text(json.dumps(data | {"schema_version": version}))
@@ -182,7 +186,7 @@ async def test_judge_agreement_is_measured(home: Path) -> None:
             home,
             None,
         )
-        results = {a.kind: a for a in await judge_agreement(loaded, cases, judge)}
+        results = {a.kind: a for a in (await judge_agreement(loaded, cases, judge)).checks}
         await judge.client.backend.aclose()
     leak = results["leak"]
     # it flags the Kurds in every case: right where the Kurds leak, a false alarm elsewhere,

@@ -12,30 +12,52 @@ from rich.table import Table
 from ..errors import UserError
 
 if TYPE_CHECKING:
+    from ..evals import JudgeAgreement, JudgeSetup
     from ..model import ModelConfig
 
 from .core import Home, app, fail, friendly, home_folder, open_cache, out, runs_folder
 
 
 def _judge_options(
-    model: str | None, base_url: str | None, api_key_env: str | None
-) -> ModelConfig | None:
+    models: list[str] | None, base_url: str | None, api_key_env: str | None
+) -> list[ModelConfig]:
+    """One config per judge model, all at the same endpoint; [] for no judge."""
     from ..model import ModelConfig
 
-    if model is None:
-        return None
-    return ModelConfig(
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        temperature=0,
-        seed=0,
-        max_tokens=1500,
-    )
+    return [
+        ModelConfig(
+            model=model,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            temperature=0,
+            seed=0,
+            max_tokens=1500,
+        )
+        for model in models or []
+    ]
 
 
 JudgeModel = Annotated[
-    str | None, typer.Option(help="Judge model (default: no judge, metrics and checks only).")
+    list[str] | None,
+    typer.Option(
+        help="Judge model (default: no judge, metrics and checks only). Give it again for a "
+        "panel: each judges every transcript, and their agreement is measured."
+    ),
+]
+JudgeOrders = Annotated[
+    int,
+    typer.Option(
+        help="Presentations of the rubric each judge scores under: 1, as written; 2, also "
+        "reversed (dimensions and scale anchors in the opposite order), to measure and flag "
+        "position bias."
+    ),
+]
+OrderTolerance = Annotated[
+    float,
+    typer.Option(
+        help="Flag a verdict whose score moves between presentations by more than this "
+        "share of its scale's range.",
+    ),
 ]
 JudgeURL = Annotated[str | None, typer.Option(help="Judge endpoint (OpenAI-compatible).")]
 JudgeKey = Annotated[
@@ -54,6 +76,8 @@ def eval_(
     judge_model: JudgeModel = None,
     judge_base_url: JudgeURL = None,
     judge_api_key_env: JudgeKey = None,
+    judge_orders: JudgeOrders = 1,
+    order_tolerance: OrderTolerance = 0.1,
     rubric: Annotated[
         Path | None, typer.Option(help="Rubric file (default: evals/rubrics/negotiation.yaml).")
     ] = None,
@@ -74,20 +98,27 @@ def eval_(
     judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
     store = open_cache(runs_folder(home) / "cache.sqlite") if cache and judge_cfg else None
 
-    async def go() -> list[Any]:
+    async def go() -> tuple[list[Any], JudgeSetup | None]:
         judge = None
-        if judge_cfg is not None:
-            judge = judge_setup(judge_cfg, rubric or shipped_file(root, RUBRIC), root, store)
-            await judge.client.backend.check()
+        if judge_cfg:
+            judge_file = rubric or shipped_file(root, RUBRIC)
+            judge = judge_setup(judge_cfg, judge_file, root, store, judge_orders, order_tolerance)
+            await judge.check()
         try:
-            return [await evaluate_run(r, judge) for r in runs]
+            return [await evaluate_run(r, judge) for r in runs], judge
         finally:
             if judge is not None:
-                await judge.client.backend.aclose()
+                await judge.aclose()
 
-    reports = asyncio.run(go())
+    reports, judge = asyncio.run(go())
     rows = [eval_row(r) for r in reports]
     _print_rows(rows, fmt)
+    if fmt == "table" and judge is not None and (judge.orders > 1 or len(judge.clients) > 1):
+        from ..evals import agreement
+
+        judged = [(r.run_id, v) for r in reports for v in r.verdicts]
+        pooled = agreement(judged, judge.rubric, judge.tolerance)
+        _print_agreement(pooled, f"{len(reports)} run(s)", ": agreement.flags in each eval.json")
     for r in reports:
         if r.truncated or r.incomplete:
             fail(
@@ -140,7 +171,13 @@ def _print_rows(rows: list[dict[str, Any]], fmt: str) -> None:
             "truncated",
             "skipped",
         ]
-        keep = [c for c in columns if c in brief or c.startswith(("findings.", "judge."))]
+        per_dimension = ("judge.order_alpha.", "judge.judges_alpha.")  # in csv, json, md
+        keep = [
+            c
+            for c in columns
+            if c in brief
+            or (c.startswith(("findings.", "judge.")) and not c.startswith(per_dimension))
+        ]
         heads = {"branch_label": "branch"}
         table = Table(
             *(heads.get(c, c).replace("findings.", "").replace("judge.", "j:") for c in keep)
@@ -162,6 +199,8 @@ def calibrate(
     judge_model: JudgeModel = None,
     judge_base_url: JudgeURL = None,
     judge_api_key_env: JudgeKey = None,
+    judge_orders: JudgeOrders = 1,
+    order_tolerance: OrderTolerance = 0.1,
     rubric: Annotated[Path | None, typer.Option(help="Rubric file.")] = None,
     scenario: Annotated[
         str | None,
@@ -169,8 +208,16 @@ def calibrate(
     ] = None,
     home: Home = None,
 ) -> None:
-    """Agreement of the rule-based checks (and a judge model) with the labelled calibration set."""
-    from ..evals import judge_agreement, judge_setup, load_set, rule_agreement, set_scenario
+    """Agreement of the rule-based checks (and judge models) with the labelled calibration
+    set; with two presentations or judges, how far the judges' verdicts agree."""
+    from ..evals import (
+        JudgeCalibration,
+        judge_agreement,
+        judge_setup,
+        load_set,
+        rule_agreement,
+        set_scenario,
+    )
     from ..scenario import load_scenario, shipped_file
 
     root = home_folder(home)
@@ -179,9 +226,20 @@ def calibrate(
     loaded = load_scenario(scenario or set_scenario(folder), root)
     results = rule_agreement(loaded, cases)
     judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
-    if judge_cfg is not None:
-        judge = judge_setup(judge_cfg, rubric or shipped_file(root, RUBRIC), root, None)
-        results += asyncio.run(judge_agreement(loaded, cases, judge))
+    reliability = None
+    if judge_cfg:
+        judge_file = rubric or shipped_file(root, RUBRIC)
+        judge = judge_setup(judge_cfg, judge_file, root, None, judge_orders, order_tolerance)
+
+        async def go() -> JudgeCalibration:
+            try:
+                return await judge_agreement(loaded, cases, judge)
+            finally:
+                await judge.aclose()
+
+        calibration = asyncio.run(go())
+        results += calibration.checks
+        reliability = calibration.reliability
     table = Table(
         "checker", "property", "precision", "recall", "agreement", "missed", "false alarms"
     )
@@ -198,3 +256,40 @@ def calibrate(
         )
     out.print(f"{len(cases)} labelled transcripts; one decision per transcript, party and property")
     out.print(table)
+    if reliability is not None:
+        _print_agreement(reliability, f"{len(cases)} labelled transcripts")
+
+
+SHOWN_FLAGS = 10  # verdicts the order moved, named on the terminal (eval.json has them all)
+
+
+def _print_agreement(a: JudgeAgreement, over: str, listed: str = "") -> None:
+    """Per dimension: alpha and the share of identical scores across presentations and
+    across judges, and how many verdicts the order moved; then the first of those."""
+    figures = {"orders": a.presentations, "judges": a.judges}
+    shown = {name: {f.dimension: f for f in fs} for name, fs in figures.items() if fs}
+    heads = [f"{name} {what}" for name in shown for what in ("α", "same")]
+    table = Table("dimension", *heads, *(["flags"] if a.presentations else []))
+    for d in dict.fromkeys(dim for by in shown.values() for dim in by):
+        cells = [d]
+        for by in shown.values():
+            f = by.get(d)
+            cells.append("-" if f is None or f.alpha is None else f"{f.alpha:.2f}")
+            cells.append("-" if f is None or f.same is None else f"{f.same:.0%} of {f.units}")
+        if a.presentations:
+            cells.append(str(sum(flag.dimension == d for flag in a.flags)))
+        table.add_row(*cells)
+    out.print(
+        f"Judge agreement over {over}: Krippendorff's alpha (interval; 1 perfect, 0 chance, "
+        "- where every score was the same), and the share of verdicts scored the same"
+    )
+    out.print(table)
+    if not a.presentations:
+        return
+    share = f"{a.tolerance:.0%} of its range"
+    out.print(f"{len(a.flags)} verdict(s) moved with the order by more than {share}")
+    for flag in a.flags[:SHOWN_FLAGS]:
+        moved = " -> ".join(f"{s} ({p})" for p, s in flag.scores.items())
+        out.print(f"  {flag.transcript} {flag.party} {flag.dimension}, {flag.judge}: {moved}")
+    if len(a.flags) > SHOWN_FLAGS:
+        out.print(f"  and {len(a.flags) - SHOWN_FLAGS} more{listed}")

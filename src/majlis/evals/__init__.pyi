@@ -1,19 +1,27 @@
 """What `majlis.evals` offers (read by lazy_loader and by type checkers)."""
 
+from .agreement import (
+    TOLERANCE as TOLERANCE,
+    JudgeAgreement as JudgeAgreement,
+    agreement as agreement,
+)
 from .calibrate import (
     CalibrationSet as CalibrationSet,
+    JudgeCalibration as JudgeCalibration,
     judge_agreement as judge_agreement,
     load_set as load_set,
     rule_agreement as rule_agreement,
     set_scenario as set_scenario,
 )
 from .evaluate import (
+    JudgeSetup as JudgeSetup,
     eval_row as eval_row,
     evaluate_run as evaluate_run,
     find_runs as find_runs,
     judge_setup as judge_setup,
 )
 from .judge import (
+    PRESENTATIONS as PRESENTATIONS,
     Rubric as Rubric,
 )
 from .metrics import (

@@ -6,12 +6,13 @@ where it should not be, persona breaks, red-line breaches, and clean runs that h
 ordinary numbers and names. Each case is labelled in labels.yaml; set.yaml names the
 scenario the transcripts were played in (a set for another scenario names its own). Every (case, party,
 property) is one decision: precision is how many of a checker's flags are planted, recall
-how many planted problems it flags, agreement how many decisions it gets right.
+how many planted problems it flags, agreement how many decisions it gets right. A judge
+panel (several models, or the rubric in two orders) is scored per model and order, and the
+agreement of its verdicts is measured on the set as `majlis eval` measures it (agreement.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,9 @@ from ..errors import UserError
 from ..files import parse_file
 from ..run import check_event
 from ..scenario import LoadedScenario
+from .agreement import JudgeAgreement, agreement
 from .checks import KINDS, run_checks
-from .judge import judge_party
+from .judge import PartyVerdict
 
 if TYPE_CHECKING:  # the judge's set-up needs the SDK; reading a set does not
     from .evaluate import JudgeSetup
@@ -160,24 +162,33 @@ def rule_agreement(loaded: LoadedScenario, cases: list[Case]) -> list[Agreement]
     ]
 
 
+@dataclass
+class JudgeCalibration:
+    """A judge panel on the calibration set: how each judge, under each presentation of
+    the rubric, finds the planted problems, and how far their verdicts agree."""
+
+    checks: list[Agreement]  # per judge model and presentation, per property
+    reliability: JudgeAgreement | None  # with two presentations or judges or more
+
+
 async def judge_agreement(
     loaded: LoadedScenario, cases: list[Case], judge: JudgeSetup
-) -> list[Agreement]:
+) -> JudgeCalibration:
     parties = list(loaded.scenario.parties)
-    verdicts: dict[str, dict[str, Any]] = {}
+    judged: list[tuple[str, PartyVerdict]] = []
     for case in cases:
-        results = await asyncio.gather(
-            *(
-                judge_party(loaded, case.events, p, judge.rubric, judge.client, judge.templates)
-                for p in parties
-            )
-        )
-        verdicts[case.name] = {v.party: v for v in results}
-    out = []
-    for kind, (dim, is_flag) in JUDGE_FLAGS.items():
-        flagged = {
-            name: {p for p, v in vs.items() if dim in v.scores and is_flag(v.scores[dim])}
-            for name, vs in verdicts.items()
-        }
-        out.append(_score(f"judge:{judge.client.config.model}", kind, cases, flagged, parties))
-    return out
+        judged += [(case.name, v) for v in await judge.verdicts(loaded, case.events)]
+    checks = []
+    for model in (c.config.model for c in judge.clients):
+        for shown in judge.presentations:
+            name = f"judge:{model}" + ("" if shown == "original" else f" ({shown})")
+            mine = [(t, v) for t, v in judged if v.judge == model and v.presentation == shown]
+            for kind, (dim, is_flag) in JUDGE_FLAGS.items():
+                flagged: dict[str, set[str]] = {}
+                for t, v in mine:
+                    if dim in v.scores and is_flag(v.scores[dim]):
+                        flagged.setdefault(t, set()).add(v.party)
+                checks.append(_score(name, kind, cases, flagged, parties))
+    several = len(judge.clients) > 1 or judge.orders > 1
+    reliability = agreement(judged, judge.rubric, judge.tolerance) if several else None
+    return JudgeCalibration(checks, reliability)

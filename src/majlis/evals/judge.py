@@ -23,6 +23,15 @@ if TYPE_CHECKING:  # the client (and the openai SDK behind it) is needed only to
     from ..model import ModelClient
 
 JUDGE_TEMPLATE = "judge.md.j2"
+# How the rubric is put to the judge. `original`: as written. `reversed`: its dimensions in
+# the opposite order and each scale's anchors listed the other way round, in the prompt and
+# in the answer's schema, so the judge also writes its scores in that order. Neither order
+# means anything (a rubric's dimensions are independent questions, a scale reads the same
+# from either end), so a verdict that moves between the two was moved by position: an
+# earlier score anchoring a later one, the first anchor read pulling the score toward it.
+# The transcript keeps its order in both: its order is the story, and reversing it would
+# ask another question.
+PRESENTATIONS = ("original", "reversed")
 
 
 class Dimension(BaseModel):
@@ -55,6 +64,19 @@ def load_rubric(path: Path) -> Rubric:
     return parse_file(path, Rubric)
 
 
+def presented(rubric: Rubric, presentation: str) -> Rubric:
+    """The rubric as the judge reads it under one of PRESENTATIONS."""
+    if presentation == "original":
+        return rubric
+    if presentation != "reversed":
+        raise ValueError(f"unknown presentation {presentation!r} (known: {PRESENTATIONS})")
+    dims = [
+        d.model_copy(update={"anchors": dict(reversed(d.anchors.items()))})
+        for d in reversed(rubric.dimensions)
+    ]
+    return rubric.model_copy(update={"dimensions": dims})
+
+
 def verdict_model(rubric: Rubric, seqs: set[int]) -> type[BaseModel]:
     """The judge's answer for one party: a bounded score, a justification and citations per dimension."""
     cfg = ConfigDict(extra="forbid")
@@ -84,6 +106,8 @@ def verdict_model(rubric: Rubric, seqs: set[int]) -> type[BaseModel]:
 class PartyVerdict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     party: str
+    judge: str | None = None  # the judge model (None in reports before version 5)
+    presentation: str = "original"  # how the rubric was put (PRESENTATIONS)
     scores: dict[str, int]
     justifications: dict[str, str]
     cites: dict[str, list[int]]
@@ -104,8 +128,11 @@ async def judge_party(
     rubric: Rubric,
     client: ModelClient,
     templates: Templates,
+    presentation: str = "original",
 ) -> PartyVerdict:
     card = loaded.cards[party]
+    rubric = presented(rubric, presentation)
+    who = {"party": party, "judge": client.config.model, "presentation": presentation}
     transcript, seqs = judge_transcript(party, events)
     prompt = templates.render(
         JUDGE_TEMPLATE,
@@ -120,10 +147,10 @@ async def judge_party(
     try:
         answer = await client.ask(messages, model, strict_schema(model))
     except ModelBehaviourError as exc:
-        return PartyVerdict(party=party, scores={}, justifications={}, cites={}, error=str(exc))
+        return PartyVerdict(**who, scores={}, justifications={}, cites={}, error=str(exc))
     data = answer.value.model_dump()
     return PartyVerdict(
-        party=party,
+        **who,
         scores={k: v["score"] for k, v in data.items()},
         justifications={k: v["justification"] for k, v in data.items()},
         cites={k: v["cites"] for k, v in data.items()},
