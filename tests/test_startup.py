@@ -57,8 +57,9 @@ def test_help_imports_neither_the_sdk_nor_langgraph() -> None:
         ["agents", "--home", str(REPO)],
         ["zone", "--home", str(REPO)],
         ["run", "--help"],
+        ["fork", "--help"],
     ],
-    ids=["validate", "scenarios", "agents", "zone", "run-help"],
+    ids=["validate", "scenarios", "agents", "zone", "run-help", "fork-help"],
 )
 def test_light_commands_stay_light(args: list[str]) -> None:
     code, heavy, out = imported(args)

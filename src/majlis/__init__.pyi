@@ -8,9 +8,11 @@ from .errors import MajlisError as MajlisError, UserError as UserError
 from .evals import compute_metrics as compute_metrics, evaluate_run as evaluate_run
 from .model import ModelConfig as ModelConfig
 from .run import (
+    ForkOptions as ForkOptions,
     Prepared as Prepared,
     RunDir as RunDir,
     RunOptions as RunOptions,
+    fork_session as fork_session,
     load_snapshot as load_snapshot,
     prepare as prepare,
     resume_session as resume_session,

@@ -4,7 +4,7 @@ Importing a command module registers its commands on the one typer app; each com
 imports the layers it needs when it runs, so starting the CLI costs only typer and rich.
 """
 
-from . import authoring, evaluation, experiments, library, sessions, workshop
+from . import authoring, evaluation, experiments, forks, library, sessions, workshop
 from .core import app, main
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "authoring",
     "evaluation",
     "experiments",
+    "forks",
     "library",
     "main",
     "sessions",

@@ -126,7 +126,9 @@ def sweep(
 @app.command()
 @friendly
 def compare(
-    sweep_dir: Annotated[Path, typer.Argument(help="A sweep folder.")],
+    sweep_dir: Annotated[
+        Path, typer.Argument(help="A sweep folder; with --forks, a run folder or id.")
+    ],
     by: Annotated[str, typer.Option(help="Compare by variant or model.")] = "variant",
     metric: Annotated[
         list[str] | None, typer.Option(help="Metric to compare (repeatable).")
@@ -137,11 +139,21 @@ def compare(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Report folder (default: SWEEP_DIR/compare).")
     ] = None,
+    forks: Annotated[
+        bool,
+        typer.Option("--forks", help="Pair a run with each of its forks, from the fork point on."),
+    ] = False,
+    home: Home = None,
 ) -> None:
-    """Means with 95% intervals, paired tests on shared seeds, and an HTML report."""
+    """Means with 95% intervals, paired tests on shared seeds, and an HTML report; or a
+    run against its forks (--forks)."""
     from ..compare import branch_counts, collect, compare as run_compare, write_report
     from ..workshop import write_html
 
+    if forks:
+        path = sweep_dir if sweep_dir.exists() else runs_folder(home) / str(sweep_dir)
+        _compare_forks(path, out_dir)
+        return
     if by not in ("variant", "model"):
         raise UserError(f"--by must be variant or model, not {by!r}")
     c = run_compare(collect(sweep_dir), by=by, metrics=metric, baseline=baseline)  # type: ignore[arg-type]
@@ -171,3 +183,40 @@ def compare(
         c, out_dir or sweep_dir / "compare", view=lambda run: write_html(run, "facilitator")
     )
     out.print(f"report: {paths[0]}")
+
+
+def _compare_forks(run: Path, out_dir: Path | None) -> None:
+    """Print each fork of a run against it (and write forks.md to --out, if given)."""
+    from ..compare import describe, fork_pairs, forks_markdown, outcome_line
+    from ..files import write_text_atomic
+
+    pairs, unfinished = fork_pairs(run)
+    if not pairs:
+        out.print("no finished forks beside this run")
+    for f in pairs:
+        title = (
+            f"{escape(f.child)}: forked at seq {f.seq} ({escape(describe(f.changes))})\n"
+            f"{outcome_line(f.parent_outcome)} -> {outcome_line(f.child_outcome)}"
+        )
+        table = Table(title=title)
+        for col in ("party", "score", "fork", "diff", "margin", "fork", "diff"):
+            table.add_column(col)
+        for d in f.parties:
+            table.add_row(
+                d.party,
+                str(d.parent_score),
+                str(d.child_score),
+                f"{d.score_diff:+d}",
+                f"{d.parent_margin:+d}",
+                f"{d.child_margin:+d}",
+                f"{d.margin_diff:+d}",
+            )
+        out.print(table)
+        counts = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in f.after.items())
+        out.print(f"from the fork point on: {counts}")
+    if unfinished:
+        out.print(f"not finished (left out): {escape(', '.join(unfinished))}")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / "forks.md", forks_markdown(pairs, unfinished))
+        out.print(f"report: {out_dir / 'forks.md'}")

@@ -166,7 +166,7 @@ def run(
     if quiet:  # the folder alone, whole on one line, for scripts: RUN=$(majlis run --quiet)
         typer.echo(str(result.run_dir.path))
         return
-    _summary(result)
+    summary(result)
     if store is not None:
         out.print(str(store.stats))
 
@@ -239,10 +239,10 @@ def resume(
         activity = Activity()
         with LiveView(load_snapshot(rd), out, progress=not people, activity=activity) as view:
             result = asyncio.run(resume_session(path, sink=view, ask_human=ask, activity=activity))
-    _summary(result)
+    summary(result)
 
 
-def _summary(result: Any) -> None:
+def summary(result: Any) -> None:
     from ..run import load_snapshot
 
     o = result.outcome

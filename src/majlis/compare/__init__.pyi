@@ -15,6 +15,14 @@ from .experiment import (
     load_experiment as load_experiment,
     sweep_configs as sweep_configs,
 )
+from .forks import (
+    ForkPair as ForkPair,
+    PartyDiff as PartyDiff,
+    describe as describe,
+    fork_pairs as fork_pairs,
+    forks_markdown as forks_markdown,
+    outcome_line as outcome_line,
+)
 from .report import (
     side_by_side_page as side_by_side_page,
     write_report as write_report,

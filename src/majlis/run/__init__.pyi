@@ -7,12 +7,22 @@ from .folder import (
     read_json_object as read_json_object,
     read_jsonl as read_jsonl,
 )
+from .fork import (
+    ForkOptions as ForkOptions,
+    fork_session as fork_session,
+    parse_inject as parse_inject,
+)
 from .human import (
     Terminal as Terminal,
+)
+from .lineage import (
+    children_of as children_of,
 )
 from .log import (
     HUMAN as HUMAN,
     Event as Event,
+    ForkChanges as ForkChanges,
+    ForkParent as ForkParent,
     Manifest as Manifest,
     Outcome as Outcome,
     check_event as check_event,

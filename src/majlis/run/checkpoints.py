@@ -78,3 +78,49 @@ def open_checkpoints(path: Path) -> Iterator[InlineSqliteSaver]:
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             raise RunError(f"{path}: cannot read the checkpoints: {exc}") from None
         yield saver
+
+
+# The checkpoint and its ancestors, along parent_checkpoint_id.
+_LINEAGE = """
+WITH RECURSIVE lineage(id) AS (
+    SELECT checkpoint_id FROM checkpoints
+     WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :tip
+    UNION ALL
+    SELECT c.parent_checkpoint_id FROM checkpoints c JOIN lineage ON c.checkpoint_id = lineage.id
+     WHERE c.thread_id = :thread AND c.checkpoint_ns = '' AND c.parent_checkpoint_id IS NOT NULL
+)
+"""
+
+
+def copy_lineage(
+    source: Path, thread: str, checkpoint_id: str, target: InlineSqliteSaver, new_thread: str
+) -> None:
+    """Copy a checkpoint and its ancestors from another run's database into `target`, under
+    the thread `new_thread`, with the writes that led from each to the next: the history of
+    that checkpoint as langgraph keeps it, so the new thread goes on from it (its events
+    are rebuilt from those writes, see state._events_channel). The writes made from the
+    checkpoint itself (the parent's next step) stay behind, so that step is run again.
+    Rows are copied as stored, column by column."""
+    try:
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise RunError(f"{source}: cannot open the checkpoints: {exc}") from None
+    args = {"thread": thread, "tip": checkpoint_id}
+    with closing(src):
+        try:
+            for table, where in (("checkpoints", ""), ("writes", " AND checkpoint_id != :tip")):
+                cols = [row[1] for row in src.execute(f"PRAGMA table_info({table})")]
+                rows = src.execute(
+                    f"{_LINEAGE} SELECT {','.join(cols)} FROM {table} WHERE thread_id = :thread "
+                    f"AND checkpoint_ns = '' AND checkpoint_id IN (SELECT id FROM lineage){where}",
+                    args,
+                ).fetchall()
+                at = cols.index("thread_id")
+                with target.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO {table} ({','.join(cols)}) "
+                        f"VALUES ({','.join('?' * len(cols))})",
+                        [(*r[:at], new_thread, *r[at + 1 :]) for r in rows],
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise RunError(f"{source}: cannot read the checkpoints: {exc}") from None

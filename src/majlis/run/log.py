@@ -19,6 +19,7 @@ from ..model import RetryNote, RetryTotals, Usage
 #    and transport retries: on a call's first event, of the calls that stopped the run (in
 #    the manifest), added up in the outcome; the structured-output dialect each party was
 #    answered in
+#    and a fork's manifest names its parent and its changes; an event a fork edited says so
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = {1, 2, 3, 4}
 # the model name of a party a person plays, and the call_id of the events of their moves
@@ -63,6 +64,11 @@ class Event(BaseModel):
         "sent again, why and after how long. Absent when there were none.",
     )
     ts: str = Field(description="UTC time the event was made, ISO 8601.")
+    edited: bool | None = Field(
+        None,
+        description="True on a message whose words a fork replaced (`majlis fork --edit`): "
+        "the facilitator wrote them, not the model. Never shown to the parties.",
+    )
 
 
 # What readers take from each type's content (metrics, checks, viewer, debrief, report):
@@ -202,6 +208,45 @@ class PartyModel(BaseModel):
     profile: Literal["full", "compact"] = Field("full", description="The prompt profile.")
 
 
+class ForkParent(BaseModel):
+    """Where a fork comes from: the run, and the point its own events begin."""
+
+    model_config = ConfigDict(extra="forbid")
+    run_id: str
+    path: str = Field(description="The parent's run folder when the fork was made.")
+    seq: int = Field(
+        description="The fork point: the child's events before this seq are the parent's, "
+        "the same ones under the same numbers."
+    )
+    checkpoint_id: str = Field(description="The parent's langgraph checkpoint it started from.")
+
+
+class EditedMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: int
+    text: str
+
+
+class AddedInject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seq: int
+    title: str
+    text: str
+
+
+class ForkChanges(BaseModel):
+    """What a fork changed from its parent (the rest it plays as the parent did)."""
+
+    model_config = ConfigDict(extra="forbid")
+    models: dict[str, str] = Field(
+        default_factory=dict, description="Party -> the model it plays now, for those changed."
+    )
+    variant: str | None = Field(None, description="The prompt variant, if changed.")
+    seed: int | None = Field(None, description="The seed, if changed.")
+    edit: EditedMessage | None = None
+    inject: AddedInject | None = None
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int = SCHEMA_VERSION
@@ -225,6 +270,8 @@ class Manifest(BaseModel):
     versions: dict[str, str] = Field(description="Python and package versions.")
     git_revision: str | None = None
     command: list[str]
+    parent: ForkParent | None = Field(None, description="Set on a fork (`majlis fork`).")
+    changes: ForkChanges | None = Field(None, description="What a fork changed.")
 
 
 class PartyResult(BaseModel):

@@ -82,7 +82,7 @@ async def run_session(
         rd.write_snapshot(prepared.loaded, prepared.home)
         manifest = new_manifest(run_id, prepared, players)
         rd.write_manifest(manifest)
-        return await _drive(rd, manifest, players, fresh=True, sink=sink, ask_human=ask_human)
+        return await drive(rd, manifest, players, fresh=True, sink=sink, ask_human=ask_human)
 
 
 async def resume_session(
@@ -121,10 +121,10 @@ async def resume_session(
     async with players:
         manifest = manifest.model_copy(update={"status": "running", "error": None})
         rd.write_manifest(manifest)
-        return await _drive(rd, manifest, players, fresh=False, sink=sink, ask_human=ask_human)
+        return await drive(rd, manifest, players, fresh=False, sink=sink, ask_human=ask_human)
 
 
-async def _drive(
+async def drive(
     rd: RunDir,
     manifest: Manifest,
     players: Players,
@@ -132,6 +132,9 @@ async def _drive(
     sink: EventSink | None,
     ask_human: AskHuman | None = None,
 ) -> RunResult:
+    """Play a run whose folder and manifest are written to its end and record the outcome:
+    from the first step (`fresh`), or from the latest checkpoint in its checkpoint.sqlite
+    (a resume, or a fork whose checkpoints were planted there)."""
     try:
         final = await _play(rd, manifest.run_id, players.deps(), fresh, _Log(rd, sink), ask_human)
     except BaseException as exc:

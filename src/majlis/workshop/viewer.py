@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from ..errors import UserError
 from ..files import write_text_atomic
-from ..run import RunDir, load_snapshot
+from ..run import RunDir, children_of, load_snapshot
 from ..scenario import AgentCard, LoadedScenario
 from .tags import TAGS
 
@@ -147,6 +147,7 @@ def build_data(
         run["seed"] = manifest.seed
         run["error"] = manifest.error
         run["models"] = {p: m.model for p, m in manifest.parties.items()}
+        run.update(lineage(rd, manifest))
         data["parties"] = [_private_card(loaded, p) for p in party_ids]
         data["events"] = events
         data["outcome"] = outcome.model_dump() if outcome else None
@@ -167,6 +168,18 @@ def build_data(
         played = manifest.parties.get(card["id"])
         card["played_by"] = played.played_by if played else "model"
     return data
+
+
+def lineage(rd: RunDir, manifest: Any) -> dict[str, Any]:
+    """The run a fork comes from and the forks made from this run beside it, each as its
+    id and fork point: the facilitator's header links them (the page builds the address)."""
+    out: dict[str, Any] = {"parent": None, "children": []}
+    if manifest.parent is not None:
+        out["parent"] = {"id": manifest.parent.run_id, "seq": manifest.parent.seq}
+    for _child, m in children_of(rd.path):
+        assert m.parent is not None  # children_of finds runs by their parent
+        out["children"].append({"id": m.run_id, "seq": m.parent.seq})
+    return out
 
 
 def _is_public(event: dict[str, Any]) -> bool:

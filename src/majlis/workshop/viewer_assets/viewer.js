@@ -161,7 +161,30 @@
     return h("header", { class: "top" },
       h("h1", { text: DATA.scenario.title }),
       h("p", { class: "meta" }, bits.join(" · "), " ",
-        h("span", { class: "badge audience", "data-audience": DATA.audience, text: DATA.audience + " view" })));
+        h("span", { class: "badge audience", "data-audience": DATA.audience, text: DATA.audience + " view" })),
+      FAC ? lineage(run) : null);
+  }
+
+  // Where another run's facilitator view is: the server's page when served, else the file
+  // `majlis view` writes in that run's folder, beside this one.
+  function runHref(id) {
+    var name = encodeURIComponent(String(id));
+    return DATA.served ? "/runs/" + name + "/facilitator" : "../" + name + "/view-facilitator.html";
+  }
+
+  function runLink(r) {
+    return [h("a", { class: "run-link", href: runHref(r.id), text: String(r.id) }), " at #" + r.seq];
+  }
+
+  // A fork's parent and this run's forks, as links.
+  function lineage(run) {
+    var out = [];
+    if (run.parent) out.push(h("p", { class: "meta", id: "fork-parent" }, "Forked from ", runLink(run.parent)));
+    if ((run.children || []).length) {
+      out.push(h("p", { class: "meta", id: "fork-children" }, "Forks: ",
+        run.children.map(function (c, i) { return [i ? ", " : "", runLink(c)]; })));
+    }
+    return out;
   }
 
   function notices() {
@@ -396,6 +419,7 @@
     var speaker = String(e.speaker);
     var head = [h("span", { class: "seq", text: "#" + e.seq }), chip(speaker), h("span", { class: "kind", text: TYPE_NAMES[e.type] || e.type })];
     if (e.type === "side_message" && e.content) head.push(h("span", { class: "kind" }, "to ", chip(e.content.to)));
+    if (e.edited) head.push(h("span", { class: "badge edited", title: "words put in by the fork that made this run", text: "edited" }));
     if (FAC && Array.isArray(e.audience)) {
       head.push(h("span", { class: "kind", text: e.audience.length ? "seen by " + e.audience.map(partyName).join(", ") : "facilitator only" }));
     }
