@@ -37,7 +37,7 @@ from ..scenario import BASELINE, LoadedScenario, prompt_dirs
 from .checkpoints import copy_lineage, open_checkpoints
 from .folder import RunDir, load_snapshot
 from .graph import build_graph
-from .log import AddedInject, EditedMessage, ForkChanges, ForkParent, Manifest
+from .log import AddedInject, EditedMessage, ForkChanges, ForkParent, Manifest, PartyModel
 from .players import Players
 from .preparation import RunOptions, party_configs
 from .provenance import git_revision, new_run_id, now, party_config, party_model, versions
@@ -120,6 +120,13 @@ async def fork_session(
         opts.spending,
         pm.context_policy,
         opts.activity,
+        # a party on the parent's endpoint and model begins where the parent's `auto` ended
+        dialects={
+            p: m.structured_used
+            for p, m in pm.parties.items()
+            if m.structured_used
+            and (configs[p].base_url, configs[p].model) == (m.base_url, m.model)
+        },
     )
     async with players:
         run_id = opts.run_id or new_run_id(loaded.scenario.id)
@@ -289,6 +296,15 @@ def child_configs(
     return configs
 
 
+def _changed(child: PartyModel, parent: PartyModel | None) -> bool:
+    """Whether a party plays with other settings than in the parent (the dialect the
+    parent's endpoint was found to answer in is a record, not a setting)."""
+    if parent is None:
+        return True
+    found = {"structured_used"}
+    return child.model_dump(exclude=found) != parent.model_dump(exclude=found)
+
+
 def child_manifest(
     pm: Manifest,
     parent: RunDir,
@@ -301,9 +317,13 @@ def child_manifest(
     """The child's manifest: the parent's scenario and rounds, its own players, and where
     it comes from and what it changed."""
     parties = {p: party_model(c) for p, c in players.configs.items()}
+    for p, m in parties.items():  # the shared part was answered in the parent's dialect
+        was = pm.parties.get(p)
+        if was is not None and was.structured_used and not _changed(m, was):
+            parties[p] = m.model_copy(update={"structured_used": was.structured_used})
     edit = EditedMessage(seq=plan.point, text=opts.edit) if opts.edit is not None else None
     changes = ForkChanges(
-        models={p: m.model for p, m in parties.items() if m != pm.parties.get(p)},
+        models={p: m.model for p, m in parties.items() if _changed(m, pm.parties.get(p))},
         variant=opts.variant,
         seed=opts.seed,
         edit=edit,
