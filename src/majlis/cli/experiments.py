@@ -11,14 +11,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .core import Home, app, friendly, home_folder, out, runs_folder
+from .core import Home, app, err, friendly, home_folder, out, runs_folder
 
 
 class SweepBar:
     """The sweep's progress bar: sessions done, and tokens and their estimated cost so far,
     fed by the sweep's progress callback (this object, called with what happened)."""
 
-    def __init__(self, exp: Any) -> None:
+    def __init__(self, exp: Any, home: Path) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -29,7 +29,7 @@ class SweepBar:
 
         from ..compare import cells
 
-        todo = cells(exp)
+        todo = cells(exp, home)
         self.models = {c.run_id: c.setup for c in todo}
         self.prices = exp.price_table()
         self.tokens, self.cost = 0, 0.0
@@ -97,7 +97,7 @@ def sweep(
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
-    from ..compare import load_experiment, preflight, run_sweep, sweep_configs
+    from ..compare import cross_play_design, load_experiment, preflight, run_sweep, sweep_configs
 
     root = home_folder(home)
     exp = load_experiment(experiment, root)
@@ -107,7 +107,10 @@ def sweep(
     asyncio.run(preflight(configs))  # a dead endpoint: one line, before the bar
     folder = out_dir or runs_folder(home) / "sweeps" / exp.name
     store = (cache_file or runs_folder(home) / "cache.sqlite") if cache else None
-    with SweepBar(exp) as progress:
+    design = cross_play_design(exp, root)
+    if design is not None:  # the size of a cross-play sweep, said before it runs
+        out.print(str(design["summary"]))
+    with SweepBar(exp, root) as progress:
         result = asyncio.run(
             run_sweep(
                 exp, folder, root, cache_file=store, progress=progress, check=False, configs=configs
@@ -139,24 +142,63 @@ def compare(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Report folder (default: SWEEP_DIR/compare).")
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table, csv, json or md. csv: the per-metric comparison, or for a "
+            "cross-play sweep its leaderboard and seat-by-member matrix.",
+        ),
+    ] = "table",
     forks: Annotated[
         bool,
         typer.Option("--forks", help="Pair a run with each of its forks, from the fork point on."),
     ] = False,
     home: Home = None,
 ) -> None:
-    """Means with 95% intervals, paired tests on shared seeds, and an HTML report; or a
-    run against its forks (--forks)."""
-    from ..compare import branch_counts, collect, compare as run_compare, write_report
+    """Means with 95% intervals, paired tests on shared seeds, and an HTML report; for a
+    cross-play sweep, a rating of each member and its results seat by seat; or a run
+    against its forks (--forks)."""
+    from ..compare import collect, compare as run_compare, write_report
     from ..workshop import write_html
 
     if forks:
+        from .forks import compare_forks
+
         path = sweep_dir if sweep_dir.exists() else runs_folder(home) / str(sweep_dir)
-        _compare_forks(path, out_dir)
+        compare_forks(path, out_dir)
         return
     if by not in ("variant", "model"):
         raise UserError(f"--by must be variant or model, not {by!r}")
+    if fmt not in ("table", "csv", "json", "md"):
+        raise UserError(f"--format must be table, csv, json or md, not {fmt!r}")
     c = run_compare(collect(sweep_dir), by=by, metrics=metric, baseline=baseline)  # type: ignore[arg-type]
+    if fmt == "table":
+        _print_tables(c)
+    else:
+        typer.echo(_formatted(c, fmt), nl=False)
+    paths = write_report(
+        c, out_dir or sweep_dir / "compare", view=lambda run: write_html(run, "facilitator")
+    )
+    (out if fmt == "table" else err).print(f"report: {paths[0]}")
+
+
+def _formatted(c: Any, fmt: str) -> str:
+    """The comparison as csv, json or md text, cross-play results included."""
+    from ..compare import cross_play_csv, to_csv, to_json, to_markdown
+
+    if fmt == "json":
+        return to_json(c) + "\n"
+    if fmt == "md":
+        return to_markdown(c)
+    return to_csv(c) if c.cross_play is None else cross_play_csv(c.cross_play)
+
+
+def _print_tables(c: Any) -> None:
+    """The comparison as the terminal shows it: a table per metric, the branches, and for
+    a cross-play sweep the leaderboard and the seat-by-member matrix."""
+    from ..compare import branch_counts
+
     for r in c.results:
         table = Table(title=r.metric)
         for col in ("group", "n", "mean", "95% CI", "paired diff", "p", "effect", "note"):
@@ -179,44 +221,18 @@ def compare(
     for g, by in counts.items():
         table.add_row(g, *(str(n) for n in by.values()))
     out.print(table)
-    paths = write_report(
-        c, out_dir or sweep_dir / "compare", view=lambda run: write_html(run, "facilitator")
-    )
-    out.print(f"report: {paths[0]}")
+    if c.cross_play is not None:
+        _print_cross_play(c.cross_play)
 
 
-def _compare_forks(run: Path, out_dir: Path | None) -> None:
-    """Print each fork of a run against it (and write forks.md to --out, if given)."""
-    from ..compare import describe, fork_pairs, forks_markdown, outcome_line
-    from ..files import write_text_atomic
-
-    pairs, unfinished = fork_pairs(run)
-    if not pairs:
-        out.print("no finished forks beside this run")
-    for f in pairs:
-        title = (
-            f"{escape(f.child)}: forked at seq {f.seq} ({escape(describe(f.changes))})\n"
-            f"{outcome_line(f.parent_outcome)} -> {outcome_line(f.child_outcome)}"
-        )
-        table = Table(title=title)
-        for col in ("party", "score", "fork", "diff", "margin", "fork", "diff"):
-            table.add_column(col)
-        for d in f.parties:
-            table.add_row(
-                d.party,
-                str(d.parent_score),
-                str(d.child_score),
-                f"{d.score_diff:+d}",
-                f"{d.parent_margin:+d}",
-                f"{d.child_margin:+d}",
-                f"{d.margin_diff:+d}",
-            )
-        out.print(table)
-        counts = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in f.after.items())
-        out.print(f"from the fork point on: {counts}")
-    if unfinished:
-        out.print(f"not finished (left out): {escape(', '.join(unfinished))}")
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out_dir / "forks.md", forks_markdown(pairs, unfinished))
-        out.print(f"report: {out_dir / 'forks.md'}")
+def _print_cross_play(cp: Any) -> None:
+    table = Table("seat", *(escape(m) for m in cp.members), title="seat x member: mean (n)")
+    for p, row in cp.matrix.items():
+        table.add_row(escape(p), *(c.shown() for c in row.values()))
+    out.print(table)
+    table = Table("#", "member", "rating", f"{cp.level:.0%} CI", "comparisons", "wins")
+    table.title = "cross-play leaderboard"
+    for i, r in enumerate(cp.ratings, 1):
+        table.add_row(str(i), escape(r.member), *r.shown(), str(r.comparisons), f"{r.wins:g}")
+    out.print(table)
+    out.print(f"[dim]{escape(cp.describe())}[/]")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
 from ..errors import UserError
 from .core import Home, app, friendly, open_cache, out, runs_folder
@@ -144,3 +146,40 @@ def _edit(
     if at is not None and at != int(seq):
         raise UserError(f"--edit names seq {seq} and --at {at}: an edit forks at its message")
     return int(seq), words
+
+
+def compare_forks(run: Path, out_dir: Path | None) -> None:
+    """Print each fork of a run against it (and write forks.md to --out, if given)."""
+    from ..compare import describe, fork_pairs, forks_markdown, outcome_line
+    from ..files import write_text_atomic
+
+    pairs, unfinished = fork_pairs(run)
+    if not pairs:
+        out.print("no finished forks beside this run")
+    for f in pairs:
+        title = (
+            f"{escape(f.child)}: forked at seq {f.seq} ({escape(describe(f.changes))})\n"
+            f"{outcome_line(f.parent_outcome)} -> {outcome_line(f.child_outcome)}"
+        )
+        table = Table(title=title)
+        for col in ("party", "score", "fork", "diff", "margin", "fork", "diff"):
+            table.add_column(col)
+        for d in f.parties:
+            table.add_row(
+                d.party,
+                str(d.parent_score),
+                str(d.child_score),
+                f"{d.score_diff:+d}",
+                f"{d.parent_margin:+d}",
+                f"{d.child_margin:+d}",
+                f"{d.margin_diff:+d}",
+            )
+        out.print(table)
+        counts = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in f.after.items())
+        out.print(f"from the fork point on: {counts}")
+    if unfinished:
+        out.print(f"not finished (left out): {escape(', '.join(unfinished))}")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / "forks.md", forks_markdown(pairs, unfinished))
+        out.print(f"report: {out_dir / 'forks.md'}")

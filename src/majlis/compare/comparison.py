@@ -1,7 +1,8 @@
 """Compare variants (or models) across a sweep: intervals, paired tests, a report.
 
 Runs are paired on everything but the compared factor (same seed, same model set-up), so
-a difference is measured within a pair rather than between noisy groups.
+a difference is measured within a pair rather than between noisy groups. A cross-play
+sweep (a population in its experiment) also gets its members rated (`crossplay.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from ..errors import UserError
 from ..evals import compute_metrics, summary_row
 from ..run import RunDir, load_snapshot
 from ..scenario import in_words
+from .crossplay import (
+    CrossPlay,
+    cross_play,
+    csv_rows as cross_play_rows,
+    markdown as cross_play_markdown,
+    seat_results,
+    to_dict as cross_play_dict,
+)
+from .seating import read_seating
 from .stats import Interval, PairedTest, bootstrap_ci, sign_flip_test
 
 By = Literal["variant", "model"]
@@ -34,6 +44,8 @@ class RunRow:
     path: Path
     branch: str = ""  # the id of the branch the run's outcome is filed under
     branches: dict[str, str] = field(default_factory=dict)  # its scenario's: id -> label
+    seats: dict[str, str] = field(default_factory=dict)  # cross-play: party -> member
+    results: dict[str, float] = field(default_factory=dict)  # party -> normalised margin
 
 
 @dataclass
@@ -50,20 +62,33 @@ class Comparison:
     baseline: str
     rows: list[RunRow]
     results: list[MetricResult] = field(default_factory=list)
+    cross_play: CrossPlay | None = None  # a population's ratings, for a cross-play sweep
 
 
 def parse_run_id(run_id: str) -> tuple[str, str, int] | None:
-    """A sweep's run ids read `variant--model--sN`."""
+    """A sweep's run ids read `variant--model--sN`; in a cross-play sweep the middle part
+    is the seating, each seat's member in the scenario's party order: `firm.soft.firm`."""
     parts = run_id.split("--")
     if len(parts) != 3 or not parts[2].startswith("s") or not parts[2][1:].isdigit():
         return None
     return parts[0], parts[1], int(parts[2][1:])
 
 
+def population(sweep_dir: Path) -> list[str]:
+    """The member names of a cross-play sweep, from the experiment its sweep recorded; none
+    for a sweep of model set-ups (or one whose record is missing or unreadable)."""
+    try:
+        recorded = json.loads((sweep_dir / "experiment.json").read_text(encoding="utf-8"))
+        return [m["name"] for m in recorded.get("population") or []]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+
+
 def collect(sweep_dir: Path) -> list[RunRow]:
     runs = sweep_dir / "runs"
     if not runs.is_dir():
         raise UserError(f"{sweep_dir} is not a sweep folder (no runs/ inside)")
+    members = population(sweep_dir)
     rows = []
     for path in sorted(p for p in runs.iterdir() if p.is_dir()):
         cell = parse_run_id(path.name)
@@ -73,12 +98,16 @@ def collect(sweep_dir: Path) -> list[RunRow]:
         events, _cut = rd.read_events()  # a damaged line refuses the comparison, naming it
         loaded = load_snapshot(rd)
         metrics = compute_metrics(loaded, events)
-        row = summary_row(metrics)
-        values = {k: float(v) if isinstance(v, int | float) else None for k, v in row.items()}
+        summary = summary_row(metrics)
+        values = {k: float(v) if isinstance(v, int | float) else None for k, v in summary.items()}
         labels = {b.id: b.label for b in loaded.scenario.branches}
-        rows.append(
-            RunRow(path.name, cell[0], cell[1], cell[2], values, path, metrics.branch, labels)
-        )
+        row = RunRow(path.name, cell[0], cell[1], cell[2], values, path, metrics.branch, labels)
+        parties = list(loaded.scenario.parties)
+        seating = read_seating(cell[1], len(parties), members) if members else None
+        if seating is not None:
+            row.seats = dict(zip(parties, seating, strict=True))
+            row.results = seat_results(loaded, metrics)
+        rows.append(row)
     if not rows:
         raise UserError(f"{sweep_dir} has no finished runs to compare")
     return rows
@@ -124,6 +153,7 @@ def compare(
             diffs[label] = d
             paired[label] = sign_flip_test(d)
         result.results.append(MetricResult(m, intervals, paired, diffs))
+    result.cross_play = cross_play(rows)
     return result
 
 
@@ -188,6 +218,13 @@ def to_csv(c: Comparison) -> str:
     return buf.getvalue()
 
 
+def cross_play_csv(cp: CrossPlay) -> str:
+    """The leaderboard and the seat-by-member matrix in one long table."""
+    buf = io.StringIO()
+    csv.writer(buf).writerows(cross_play_rows(cp))
+    return buf.getvalue()
+
+
 def runs_csv(c: Comparison) -> str:
     """One row per run: its cell, its branch (id and words), then every metric."""
     metrics = sorted(set().union(*(r.values for r in c.rows)) - {"branch", "branch_label"})
@@ -231,6 +268,8 @@ def to_markdown(c: Comparison) -> str:
     lines += [
         f"| {g} | " + " | ".join(str(n) for n in by.values()) + " |" for g, by in counts.items()
     ]
+    if c.cross_play is not None:
+        lines += ["", *cross_play_markdown(c.cross_play)]
     return "\n".join(lines) + "\n"
 
 
@@ -248,6 +287,7 @@ def to_json(c: Comparison) -> str:
                 }
                 for r in c.results
             ],
+            "cross_play": None if c.cross_play is None else cross_play_dict(c.cross_play),
         },
         indent=2,
     )

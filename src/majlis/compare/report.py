@@ -12,7 +12,16 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from .comparison import Comparison, branch_counts, group_runs, runs_csv, to_csv, to_markdown
+from .comparison import (
+    Comparison,
+    branch_counts,
+    cross_play_csv,
+    group_runs,
+    runs_csv,
+    to_csv,
+    to_markdown,
+)
+from .crossplay import CrossPlay
 from .sidebyside import side_by_side_body
 
 PALETTE = ["#1b7837", "#2166ac", "#b2182b", "#8c510a", "#762a83", "#e08214", "#01665e", "#c51b7d"]
@@ -104,6 +113,8 @@ def write_report(
         "mean, the coloured line its 95% bootstrap interval. Tests are exact paired sign-flip tests on runs "
         "that share a seed and the other factors.</p>",
     ]
+    if c.cross_play is not None:
+        body.append(_leaderboard(c.cross_play))
     body.append(_deal_rate(c))
     body.append(_branches(c))
     for r in c.results:
@@ -167,7 +178,35 @@ def write_report(
     written[1].write_text(to_markdown(c), encoding="utf-8")
     written[2].write_text(to_csv(c), encoding="utf-8")
     written[3].write_text(runs_csv(c), encoding="utf-8")
+    if c.cross_play is not None:
+        written.append(folder / "crossplay.csv")
+        written[-1].write_text(cross_play_csv(c.cross_play), encoding="utf-8")
     return written + [p for _, p, _ in pages]
+
+
+def _leaderboard(cp: CrossPlay) -> str:
+    """The cross-play ratings, best first, and each member's mean result in each seat."""
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{_e(r.member)}</td>"
+        + "".join(f"<td>{_e(x)}</td>" for x in r.shown())
+        + f"<td>{r.comparisons}</td><td>{r.wins:g}</td></tr>"
+        for i, r in enumerate(cp.ratings, 1)
+    )
+    head = "".join(f"<th>{_e(m)}</th>" for m in cp.members)
+    matrix = "".join(
+        f"<tr><td>{_e(p)}</td>"
+        + "".join(f"<td>{_e(c.shown())}</td>" for c in row.values())
+        + "</tr>"
+        for p, row in cp.matrix.items()
+    )
+    return (
+        f"<h2>Cross-play leaderboard</h2><p class=note>{_e(cp.describe())}.</p>"
+        "<table><tr><th>#</th><th>member</th><th>rating</th>"
+        f"<th>{cp.level:.0%} CI</th><th>comparisons</th><th>wins</th></tr>{rows}</table>"
+        "<h2>Seat by member</h2><p class=note>Each member's mean result in each seat: its "
+        "margin over the walk-away point, over the party's score spread (n sessions).</p>"
+        f"<table><tr><th>seat</th>{head}</tr>{matrix}</table>"
+    )
 
 
 def _deal_rate(c: Comparison) -> str:

@@ -1,7 +1,8 @@
 """Statistics for comparing variants: bootstrap intervals, paired differences, exact tests.
 
 Pure functions on lists of floats, with the degenerate cases (one value, all values equal,
-no pairs) answered explicitly rather than by NaN.
+no pairs) answered explicitly rather than by NaN. `bootstrap` resamples any list with any
+statistic: the cross-play ratings resample whole sessions with it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ import itertools
 import math
 import random
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,32 @@ def bootstrap_ci(
         return Interval(mean, None, None, 1)
     if min(values) == max(values):
         return Interval(mean, mean, mean, n)
-    rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(resamples))
-    tail = (1 - level) / 2
-    low = means[math.floor(tail * (resamples - 1))]
-    high = means[math.ceil((1 - tail) * (resamples - 1))]
+    [(low, high)] = bootstrap(
+        values, lambda xs: [statistics.fmean(xs)], level=level, resamples=resamples, seed=seed
+    )
     return Interval(mean, low, high, n)
+
+
+def bootstrap(
+    items: Sequence[T],
+    statistic: Callable[[list[T]], Sequence[float]],
+    level: float = 0.95,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> list[tuple[float, float]]:
+    """Percentile bootstrap: `items` drawn with replacement `resamples` times, and for each
+    number the statistic returns, the interval that holds `level` of its values."""
+    rng = random.Random(seed)
+    n = len(items)
+    draws = [statistic(rng.choices(items, k=n)) for _ in range(resamples)]
+    tail = (1 - level) / 2
+    out = []
+    for column in zip(*draws, strict=True):
+        ordered = sorted(column)
+        low = ordered[math.floor(tail * (resamples - 1))]
+        high = ordered[math.ceil((1 - tail) * (resamples - 1))]
+        out.append((low, high))
+    return out
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..files import write_json_atomic
 from ..model import CacheStats, ModelConfig, make_client
-from ..scenario import data_root
-from .experiment import Experiment, cells, sweep_configs
+from ..scenario import data_root, load_scenario
+from .experiment import Experiment, cells, seating_design, sweep_configs
 from .workers import Progress, SweepResult, run_cells, session_status
 
 
@@ -44,7 +44,8 @@ async def run_sweep(
     notify = progress or (lambda _what, _info: None)
     result = SweepResult(folder, [], [], {}, CacheStats() if cache_file else None)
     todo = []
-    for cell in cells(exp):
+    every = cells(exp, home)
+    for cell in every:
         if session_status(runs / cell.run_id) == "complete":
             result.skipped.append(cell.run_id)
             notify("skipped", {"run_id": cell.run_id})
@@ -55,7 +56,8 @@ async def run_sweep(
         folder / "sweep.json",
         {
             "experiment": exp.name,
-            "sessions": {c.run_id: session_status(runs / c.run_id) for c in cells(exp)},
+            "sessions": {c.run_id: session_status(runs / c.run_id) for c in every},
+            "cross_play": cross_play_design(exp, home),
             "failed": result.failed,
             "cache": None
             if result.cache is None
@@ -63,6 +65,17 @@ async def run_sweep(
         },
     )
     return result
+
+
+def cross_play_design(exp: Experiment, home: Path) -> dict[str, object] | None:
+    """What a population sweep plays, as sweep.json records it: the seatings, how they were
+    chosen, the seats in order. None for a sweep of model set-ups."""
+    if exp.population is None:
+        return None
+    parties = list(load_scenario(exp.scenario, home).scenario.parties)
+    found = seating_design(exp, parties)
+    summary = found.summary(len(exp.seed_list()), len(exp.variants))
+    return {"seats": parties, **found.record(), "summary": summary}
 
 
 async def preflight(configs: list[ModelConfig]) -> None:
