@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .comparison import (
     Comparison,
+    MetricResult,
     branch_counts,
     cross_play_csv,
     group_runs,
@@ -118,48 +119,8 @@ def write_report(
     body.append(_deal_rate(c))
     body.append(_branches(c))
     for r in c.results:
-        groups = {
-            g: [row.values[r.metric] for row in rows if row.values[r.metric] is not None]
-            for g, rows in group_runs(c).items()
-        }
-        means = {g: (iv.mean, iv.low, iv.high) for g, iv in r.groups.items()}
-        body.append(f"<h2>{_e(r.metric)}</h2>")
-        body.append(strip_plot(groups, means))
-        body.append(
-            "<table><tr><th>group</th><th>n</th><th>mean</th><th>95% CI</th><th>paired diff</th>"
-            "<th>p</th><th>effect size</th><th>note</th></tr>"
-        )
-        for g, iv in r.groups.items():
-            t = r.paired.get(f"{g} vs {c.baseline}")
-            ci = "-" if iv.low is None else f"[{iv.low:.3g}, {iv.high:.3g}]"
-            cells = [
-                g,
-                iv.n,
-                "-" if iv.mean is None else f"{iv.mean:.3g}",
-                ci,
-                "-" if not t or t.mean_diff is None else f"{t.mean_diff:+.3g}",
-                "-" if not t or t.p_value is None else f"{t.p_value:.3g}",
-                "-" if not t or t.effect_size is None else f"{t.effect_size:.2f}",
-                t.note if t else "baseline",
-            ]
-            body.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr>")
-        body.append("</table>")
-        if r.diffs:
-            body.append('<p class="note">Paired differences (variant minus baseline):</p>')
-            body.append(
-                strip_plot(r.diffs, {k: (t.mean_diff, None, None) for k, t in r.paired.items()})
-            )
-    body.append(
-        "<h2>Transcripts</h2><table><tr><th>run</th><th>variant</th><th>model</th><th>seed</th></tr>"
-    )
-    for row in c.rows:
-        link = links.get(row.run_id)
-        name = f'<a href="{_e(link)}">{_e(row.run_id)}</a>' if link else _e(row.run_id)
-        body.append(
-            f"<tr><td>{name}</td><td>{_e(row.variant)}</td><td>{_e(row.model)}</td>"
-            f"<td>{row.seed}</td></tr>"
-        )
-    body.append("</table>")
+        body += _metric_section(c, r)
+    body.append(_transcripts(c, links))
     pages = _side_by_side(c, folder)
     if pages:
         body.append("<h2>Side by side, same seed</h2><ul>")
@@ -182,6 +143,58 @@ def write_report(
         written.append(folder / "crossplay.csv")
         written[-1].write_text(cross_play_csv(c.cross_play), encoding="utf-8")
     return written + [p for _, p, _ in pages]
+
+
+def _metric_section(c: Comparison, r: MetricResult) -> list[str]:
+    """One metric: its strip plot, its table of groups and paired tests, the differences."""
+    out: list[str] = []
+    groups = {
+        g: [row.values[r.metric] for row in rows if row.values[r.metric] is not None]
+        for g, rows in group_runs(c).items()
+    }
+    means = {g: (iv.mean, iv.low, iv.high) for g, iv in r.groups.items()}
+    out.append(f"<h2>{_e(r.metric)}</h2>")
+    out.append(strip_plot(groups, means))
+    out.append(
+        "<table><tr><th>group</th><th>n</th><th>mean</th><th>95% CI</th><th>paired diff</th>"
+        "<th>p</th><th>effect size</th><th>note</th></tr>"
+    )
+    for g, iv in r.groups.items():
+        t = r.paired.get(f"{g} vs {c.baseline}")
+        ci = "-" if iv.low is None else f"[{iv.low:.3g}, {iv.high:.3g}]"
+        cells = [
+            g,
+            iv.n,
+            "-" if iv.mean is None else f"{iv.mean:.3g}",
+            ci,
+            "-" if not t or t.mean_diff is None else f"{t.mean_diff:+.3g}",
+            "-" if not t or t.p_value is None else f"{t.p_value:.3g}",
+            "-" if not t or t.effect_size is None else f"{t.effect_size:.2f}",
+            t.note if t else "baseline",
+        ]
+        out.append("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in cells) + "</tr>")
+    out.append("</table>")
+    if r.diffs:
+        out.append('<p class="note">Paired differences (variant minus baseline):</p>')
+        out.append(strip_plot(r.diffs, {k: (t.mean_diff, None, None) for k, t in r.paired.items()}))
+    return out
+
+
+def _transcripts(c: Comparison, links: dict[str, str]) -> str:
+    """The table of runs, each linked to its transcript page when there is one."""
+    out: list[str] = []
+    out.append(
+        "<h2>Transcripts</h2><table><tr><th>run</th><th>variant</th><th>model</th><th>seed</th></tr>"
+    )
+    for row in c.rows:
+        link = links.get(row.run_id)
+        name = f'<a href="{_e(link)}">{_e(row.run_id)}</a>' if link else _e(row.run_id)
+        out.append(
+            f"<tr><td>{name}</td><td>{_e(row.variant)}</td><td>{_e(row.model)}</td>"
+            f"<td>{row.seed}</td></tr>"
+        )
+    out.append("</table>")
+    return "".join(out)
 
 
 def _leaderboard(cp: CrossPlay) -> str:
