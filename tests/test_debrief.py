@@ -6,12 +6,14 @@ import html
 import json
 import re
 import shutil
+import struct
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import events_of
+from conftest import events_of, majlis_process
 
 from majlis.errors import ScenarioError
 from majlis.model import ModelConfig
@@ -210,3 +212,110 @@ def test_an_unescaped_quote_cannot_hide_in_the_markdown() -> None:
     assert md("- no list\n1. none") == "\\- no list\n1\\. none"
     assert md("[x](javascript:alert(1)) <b>") == "\\[x\\](javascript:alert(1)) &lt;b&gt;"
     assert html.unescape(md("a & b")) == "a & b"
+
+
+# ---------------------------------------------------------------------------------------
+# For slides: the debrief printed to PDF and its charts as PNG, by Debian's Chromium
+
+
+def png_pixels(data: bytes) -> tuple[int, int, set[bytes]]:
+    """Width, height and the distinct pixels of an 8-bit RGB(A) PNG, decoded with the
+    standard library: the filters are undone row by row, as the PNG specification says."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks, header = 8, [], b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        header = body if kind == b"IHDR" else header
+        chunks += [body] if kind == b"IDAT" else []
+        pos += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", header[:10])
+    assert depth == 8 and colour in (2, 6), "Chromium writes 8-bit RGB or RGBA"
+    bpp = 3 if colour == 2 else 4
+    raw, stride, prev = zlib.decompress(b"".join(chunks)), width * bpp, bytearray(width * bpp)
+    pixels: set[bytes] = set()
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + pred) & 255
+        pixels.update(bytes(line[i : i + bpp]) for i in range(0, stride, bpp * 7))
+        prev = line
+    return width, height, pixels
+
+
+def test_png_pixels_reads_a_blank_image_as_one_colour() -> None:
+    """The check below can fail: a one-colour PNG decodes to one pixel, whichever filter
+    each row was written with (None, Up, Sub, Average, Paeth)."""
+    width, colour = 9, b"\x10\x20\x30"
+    zeros = b"\0" * 3 * width
+    first = bytes((c - c // 2) for c in colour)  # Average: the pixel above, halved
+    raw = b"\0" + colour * width + b"\2" + zeros + b"\1" + colour + zeros[3:]
+    raw += b"\3" + first + zeros[3:] + b"\4" + zeros
+    ihdr = struct.pack(">IIBBBBB", width, 5, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+    assert png_pixels(png + chunk(b"IEND", b"")) == (width, 5, {colour})
+    bad = raw[:22] + b"\x99" + raw[23:]  # one byte of a pixel sampled (the 7th) off
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bad))
+    assert len(png_pixels(png + chunk(b"IEND", b""))[2]) > 1
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def test_debrief_prints_to_pdf_and_its_charts_to_png(made: dict[int, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(made[6], run)
+    done = majlis_process("debrief", str(run), "--pdf", "--png")
+    assert done.returncode == 0, done.stderr
+    said = "".join(done.stdout.split())  # rich wraps long paths
+    for name in ("md", "html", "pdf", "scores.png", "timeline.png"):
+        assert f"wrote{run}/debrief{'-' if name.endswith('png') else '.'}{name}" in said
+
+    pdf = (run / "debrief.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-64:]
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) >= 2  # a six-round debrief is long
+
+    page = (run / "debrief.html").read_text(encoding="utf-8")
+    charts = re.findall(r'<svg [^>]*id="chart-(\w+)"[^>]*width="(\d+)" height="(\d+)"', page)
+    assert sorted(c[0] for c in charts) == ["scores", "timeline"]
+    for name, width, height in charts:
+        data = (run / f"debrief-{name}.png").read_bytes()
+        w, h, pixels = png_pixels(data)
+        assert (w, h) == (2 * int(width), 2 * int(height)), name  # the chart alone, sharp
+        assert len(pixels) >= 8, f"{name}: {len(pixels)} colours: a blank image"
+    party_colours = {bytes.fromhex(c["color"][1:]) for c in load_cards(run).values()}
+    _, _, pixels = png_pixels((run / "debrief-scores.png").read_bytes())
+    assert len({p[:3] for p in pixels} & party_colours) >= 4  # the parties' lines are drawn
+
+
+def load_cards(run: Path) -> dict[str, dict[str, str]]:
+    return json.loads((run / "scenario.json").read_text())["cards"]
+
+
+def test_debrief_without_chromium_says_so_in_one_line(
+    made: dict[int, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(made[2], run)
+    missing = tmp_path / "no-chromium"
+    done = majlis_process("debrief", str(run), "--pdf", env={"MAJLIS_CHROMIUM": str(missing)})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Chromium" in lines[0] and "apt-get install chromium" in lines[0]
+    assert not (run / "debrief.md").exists() and not (run / "debrief.pdf").exists()
+    done = majlis_process("debrief", str(run), env={"MAJLIS_CHROMIUM": str(missing)})
+    assert done.returncode == 0 and (run / "debrief.md").exists()  # no browser needed for it

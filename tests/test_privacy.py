@@ -17,7 +17,8 @@ import yaml
 from conftest import events_of
 
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
-from majlis.run import RunOptions, run_session
+from majlis.run import RunDir, RunOptions, load_snapshot, run_session
+from majlis.workshop import build_data, render_html, turn_contexts
 
 CANARY = re.compile(r"CANARY-(\w+)-(brief|interest|redline|note|side)-(\w+)-(\w+)")
 SCORE_CANARY = 7000  # score canaries are 7001.. : numbers no prompt uses otherwise
@@ -111,3 +112,60 @@ async def test_no_private_material_crosses_parties(
             )
         assert f"CANARY-{reader}-brief-x-x" in system
     assert seen_own and seen_side, "the canaries were really planted and delivered where allowed"
+
+
+@pytest.mark.parametrize("profile", ["full", "compact"])
+async def test_the_facilitator_sees_each_turn_as_its_party_did(
+    home_copy: Path, tmp_path: Path, profile: str
+) -> None:
+    """The after-action review's "what that party knew" is exactly what its agent was
+    sent: every rebuilt turn equals a request the server got, system and user message,
+    so the canaries above hold for it too. The participant page holds none of it."""
+    plant_card_canaries(home_copy)
+    with LoopbackServer(CanaryModel()) as server:
+        cfg = ModelConfig(model="scripted", base_url=server.base_url, profile=profile)  # type: ignore[arg-type]
+        result = await run_session(
+            RunOptions(model=cfg, home=home_copy, runs_root=tmp_path, rounds=3)
+        )
+        requests = list(server.requests)
+    run = result.run_dir.path
+
+    rd = RunDir.open(run)
+    contexts = turn_contexts(load_snapshot(rd), rd.read_manifest(), events_of(run))
+    assert build_data(run, "facilitator")["contexts"]["systems"] == contexts["systems"]
+    assert contexts["available"] and contexts["changed"] == []
+    sent = [(b["messages"][0]["content"], b["messages"][-1]["content"]) for b in requests]
+    rebuilt = [(contexts["systems"][t["party"]], t["user"]) for t in contexts["turns"]]
+    assert len(rebuilt) == len(sent)
+    assert sorted(rebuilt) == sorted(sent)  # ballots are asked for concurrently
+    by_seq = {e["seq"]: e for e in events_of(run)}
+    for t in contexts["turns"]:
+        reader = json.loads(re.search(r"<turn>(.*?)</turn>", t["user"]).group(1))
+        assert (reader["party"], reader["task"], reader["round"]) == (
+            t["party"],
+            t["task"],
+            t["round"],
+        )
+        assert all(by_seq[s]["speaker"] == t["party"] for s in t["seqs"])
+
+    shown = {a: embedded(render_html(run, a)) for a in ("facilitator", "participant")}
+    assert not CANARY.search(shown["participant"])
+    assert "<turn>" in shown["facilitator"] and "<turn>" not in shown["participant"]
+    for system in contexts["systems"].values():
+        assert system[:300] in shown["facilitator"]
+        assert system[:300] not in shown["participant"]
+
+
+def embedded(page: str) -> str:
+    """The data a viewer page carries, decoded: the text its script can show."""
+    block = re.search(r'<script type="application/json" id="majlis-data">(.*?)</script>', page)
+    assert block
+    return "\n".join(strings(json.loads(block.group(1))))
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [str(k), *strings(v)]]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [str(value)]

@@ -22,8 +22,15 @@ import pytest
 from conftest import chromium, events_of
 
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted
-from majlis.run import RunOptions, run_session
-from majlis.workshop.viewer import PUBLIC_CARD_FIELDS, embed_json, render_html, write_html
+from majlis.run import RunDir, RunOptions, load_snapshot, run_session
+from majlis.workshop import turn_contexts
+from majlis.workshop.viewer import (
+    PUBLIC_CARD_FIELDS,
+    build_data,
+    embed_json,
+    render_html,
+    write_html,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -61,7 +68,7 @@ class PlantingModel:
             reply["public_message"] = PAYLOAD
             self.planted = True
         if reply.get("side_message"):
-            reply["side_message"]["text"] = f"{SIDE_MARK}-{self.n} {PAYLOAD}"
+            reply["side_message"]["text"] = f"{SIDE_MARK}-{self.n} \U0001f91d {PAYLOAD}"
         return Completion(json.dumps(reply), prompt_tokens=10, completion_tokens=10)
 
 
@@ -196,7 +203,8 @@ def test_participant_file_holds_nothing_private(run_dir: Path) -> None:
     raw = next(t for a, t in p.scripts if a.get("type") == "application/json")
     data = json.loads(raw)
     assert data["audience"] == "participant"
-    assert {"chart", "proposal_scores", "annotations"}.isdisjoint(data)
+    assert {"chart", "proposal_scores", "annotations", "contexts"}.isdisjoint(data)
+    assert {i["kind"] for i in data["timeline"]} <= {"inject", "proposal", "tally", "outcome"}
     assert all(e["audience"] == "all" for e in data["events"])
     assert not {"private_note", "side_message", "error"} & {e["type"] for e in data["events"]}
     assert all(set(c) == {*PUBLIC_CARD_FIELDS, "played_by"} for c in data["parties"])
@@ -350,6 +358,11 @@ def test_participant_view_hides_private_material(run_dir: Path, open_page: Any) 
     for kind in ("private_note", "side_message", "error"):
         assert page.locator(f'article[data-type="{kind}"]').count() == 0
     assert page.locator("#hidden-scores, #chart, .note, .proposal-scores").count() == 0
+    assert page.locator("#context, button.context-open, article.ev[data-turn]").count() == 0
+    page.locator("article.ev").nth(3).click()  # a click on a turn opens nothing here
+    assert page.locator("aside").count() == 0
+    kinds = set(page.locator("#timeline a.tl").evaluate_all("els => els.map(e => e.dataset.kind)"))
+    assert {"proposal", "tally"} <= kinds <= {"inject", "proposal", "tally", "outcome"}
     assert page.locator("#outcome table.results thead th").all_inner_texts() == [
         "Party",
         "Last vote",
@@ -419,4 +432,81 @@ def test_interrupted_run_says_so(run_dir: Path, tmp_path: Path, open_page: Any) 
         assert v.page.locator("#outcome").count() == 0
     assert v.page.locator("article.ev").count() == sum(
         json.loads(x)["audience"] == "all" for x in keep
+    )
+
+
+def test_after_action_review_shows_what_each_party_knew(
+    run_dir: Path, tmp_path: Path, open_page: Any
+) -> None:
+    """Click a turn: the panel shows that party's messages as its agent got them (checked
+    against the requests themselves in test_privacy); the timeline leads to its events."""
+    events = events_of(run_dir)
+    first_move = next(e for e in events if e["type"] == "message")
+    tagged = next(e for e in events if e["type"] == "inject")
+    notes = [{"seq": tagged["seq"], "tag": "turning_point", "note": "the room turns"}]
+    path = tmp_path / "fac.html"
+    path.write_text(render_html(run_dir, "facilitator", notes), encoding="utf-8")
+    rd = RunDir.open(run_dir)
+    contexts = turn_contexts(load_snapshot(rd), rd.read_manifest(), events)
+    turns = {s: t for t in contexts["turns"] for s in t["seqs"]}
+    packed = build_data(run_dir, "facilitator")["contexts"]["turns"]
+    assert sum(len(t["tail"]) for t in packed) < sum(len(t["user"]) for t in turns.values()) / 2
+    v = open_page(path)
+    page = v.page
+    panel = page.locator("#context")
+    assert panel.is_hidden()
+
+    # a move: click the message itself
+    page.locator(f'article[data-seq="{first_move["seq"]}"] .text').first.click()
+    assert panel.is_visible()
+    turn = turns[first_move["seq"]]
+    assert turn["party"] == first_move["speaker"] and turn["task"] == "move"
+    assert panel.locator('pre[data-role="user"]').text_content() == turn["user"]
+    system = panel.locator('pre[data-role="system"]')
+    assert system.text_content() == contexts["systems"][turn["party"]]
+    assert not system.is_visible()  # folded until asked for
+    assert "round 1" in panel.locator("h2").inner_text()
+    lit = page.locator("article.ev.in-context").evaluate_all("els => els.map(e => +e.dataset.seq)")
+    assert lit == turn["seqs"] and first_move["seq"] in lit
+    panel.locator("button[data-close]").click()
+    assert panel.is_hidden() and page.locator("article.ev.in-context").count() == 0
+
+    # a failed turn and a ballot have their context too, through their buttons
+    failed = next(e for e in events if e["type"] == "error" and e["speaker"] == BROKEN)
+    page.locator(f'article[data-seq="{failed["seq"]}"] button.context-open').click()
+    user = panel.locator('pre[data-role="user"]').text_content()
+    assert f'"party":"{BROKEN}"' in user and '"round":2' in user and '"task":"move"' in user
+    page.keyboard.press("Escape")
+    assert panel.is_hidden()
+    ballot = next(e for e in events if e["type"] == "vote")
+    page.locator(f'article[data-seq="{ballot["seq"]}"] button.context-open').click()
+    assert turns[ballot["seq"]]["task"] == "vote" and "its vote" in panel.locator("h2").inner_text()
+    assert '"task":"vote"' in panel.locator('pre[data-role="user"]').text_content()
+    for t in contexts["turns"]:  # each rebuilt in the page from the one before, exactly
+        page.locator(f'article[data-seq="{t["seqs"][0]}"] button.context-open').click()
+        assert panel.locator('pre[data-role="user"]').text_content() == t["user"], t["id"]
+    assert any("\U0001f91d" in t["user"] for t in contexts["turns"])  # two UTF-16 units in JS
+    page.keyboard.press("Escape")
+    for e in events:  # every turn's events lead to it; nothing else does
+        made_by_turn = e["type"] in ("private_note", "message", "side_message", "proposal", "vote")
+        assert (e["seq"] in turns) == (made_by_turn or e["type"] == "error"), e
+
+    # the timeline: every proposal, vote and scenario event, the tag, and a turning point
+    strip = page.locator("#timeline a.tl")
+    kinds = strip.evaluate_all("els => els.map(e => [e.dataset.kind, +e.dataset.seq])")
+    want = {
+        (k, e["seq"]) for e in events for k in ("inject", "proposal", "tally") if e["type"] == k
+    }
+    assert want <= {tuple(k) for k in kinds}
+    assert ["tag", tagged["seq"]] in kinds
+    assert any(k == "turning_point" for k, _ in kinds)
+    assert page.locator("#chart line.marker-inject").count() >= 1
+    tally = next(e for e in events if e["type"] == "tally")
+    page.locator('#type-filter input[value="tally"]').uncheck()  # hidden: the link shows it
+    assert v.visible(f'article[data-seq="{tally["seq"]}"]') == 0
+    page.locator(f'#timeline a.tl[data-kind="tally"][data-seq="{tally["seq"]}"]').click()
+    target = page.locator(f'article[data-seq="{tally["seq"]}"]')
+    assert target.is_visible() and "flash" in (target.get_attribute("class") or "")
+    assert target.evaluate(
+        "e => { const r = e.getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }"
     )

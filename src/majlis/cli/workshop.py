@@ -73,14 +73,24 @@ def debrief(
     texts: Annotated[
         Path | None, typer.Option(help="Debrief texts (default: evals/debrief.yaml).")
     ] = None,
+    pdf: Annotated[
+        bool, typer.Option("--pdf", help="Also print it to debrief.pdf (needs Chromium).")
+    ] = False,
+    png: Annotated[
+        bool, typer.Option("--png", help="Also save each chart as debrief-<chart>.png (Chromium).")
+    ] = False,
 ) -> None:
     """Write the after-action debrief (Markdown and HTML) for each stakeholder's team."""
     from ..run import RunDir
-    from ..workshop import write_debrief
+    from ..workshop import export_debrief, find_chromium, write_debrief
 
     RunDir.open(run_dir)
+    if pdf or png:
+        find_chromium()  # before writing anything: a missing browser is said at once
     md, page = write_debrief(run_dir, texts)
     out.print(f"wrote {md}\nwrote {page}")
+    for path in export_debrief(page, pdf=pdf, png=png):
+        out.print(f"wrote {path}")
 
 
 @app.command()

@@ -8,6 +8,10 @@ from .debrief_texts import (
     DebriefTexts as DebriefTexts,
     load_texts as load_texts,
 )
+from .export import (
+    export_debrief as export_debrief,
+    find_chromium as find_chromium,
+)
 from .serve import (
     RunsServer as RunsServer,
     serve_runs as serve_runs,
@@ -19,6 +23,13 @@ from .tags import (
     read_annotations as read_annotations,
     remove_annotation as remove_annotation,
     to_csv as to_csv,
+)
+from .timeline import (
+    timeline as timeline,
+)
+from .turns import (
+    split_turns as split_turns,
+    turn_contexts as turn_contexts,
 )
 from .viewer import (
     build_data as build_data,

@@ -22,9 +22,12 @@ from ..files import write_text_atomic
 from ..protocol import score
 from ..run import RunDir, load_snapshot
 from ..scenario import LoadedScenario
+from .charts import score_chart, timeline_chart
 from .debrief_render import Block, Section, to_html, to_markdown
 from .debrief_texts import DebriefTexts, fill, load_texts
 from .tags import read_annotations
+from .timeline import timeline
+from .viewer import standing_scores
 
 
 def write_debrief(run_dir: Path, texts: Path | None = None) -> tuple[Path, Path]:
@@ -45,6 +48,7 @@ def render_debrief(run_dir: Path, texts: Path | None = None) -> tuple[str, str]:
     builders: dict[str, Callable[[Run], list[Block]]] = {
         "agreed": agreed,
         "results": results,
+        "charts": charts,
         "turning_points": turning_points,
         "quotes": quotes,
         "questions": questions,
@@ -158,6 +162,32 @@ def results(run: Run) -> list[Block]:
     head = [lab.party, lab.veto, lab.score, lab.threshold, lab.margin, lab.vote]
     scored = fill(run.t.scored[run.metrics.scored or "none"], run.values)
     return [("p", scored), ("table", head, rows)]
+
+
+def charts(run: Run) -> list[Block]:
+    """The score of the standing proposal by round and the timeline: SVG in the HTML (and
+    so in the PDF and the PNGs), the same figures as tables in the Markdown."""
+    parties = [p for p in run.loaded.scenario.parties if p in run.loaded.cards]
+    cards = [run.loaded.cards[p] for p in parties]
+    data = standing_scores(run.loaded, run.events)
+    drawn = [{"id": c.id, "name": c.name, "color": c.color} for c in cards]
+    head = [run.t.labels.round, *(c.name for c in cards)]
+    rows = [
+        [r, *(run.na(data["series"][p][i]) for p in parties)] for i, r in enumerate(data["rounds"])
+    ]
+    items = timeline(run.loaded, run.events, run.tags, facilitator=True)
+    colors = {c.id: c.color for c in cards}
+    lines = [[i["round"], f"#{i['seq']}", i["label"]] for i in items]
+    return [
+        ("chart", "scores", score_chart(data, drawn), head, rows),
+        (
+            "chart",
+            "timeline",
+            timeline_chart(items, data["rounds"], colors),
+            [*head[:1], "#", ""],
+            lines,
+        ),
+    ]
 
 
 def turning_points(run: Run) -> list[Block]:

@@ -14,6 +14,7 @@ from typing import Any
 from .viewer import static_page
 
 # ("p", text) ("h3", text) ("ul", [text]) ("table", head, rows) ("quote", seq, cite, text)
+# ("chart", id, svg, head, rows): SVG in the HTML, the same figures as a table in Markdown
 Block = tuple[Any, ...]
 
 
@@ -40,10 +41,11 @@ def to_markdown(title: str, meta: str, sections: list[Section]) -> str:
     for s in sections:
         out += [f"## {md(s.title)}", ""] + ([md(s.intro), ""] if s.intro else [])
         for b in s.blocks:
-            if b[0] == "table":
-                out.append("| " + " | ".join(md(h, False) for h in b[1]) + " |")
-                out.append("|" + " --- |" * len(b[1]))
-                out += ["| " + " | ".join(md(c, False) for c in row) + " |" for row in b[2]]
+            if b[0] in ("table", "chart"):  # a chart reads as its figures
+                head, rows = b[1:] if b[0] == "table" else b[3:]
+                out.append("| " + " | ".join(md(h, False) for h in head) + " |")
+                out.append("|" + " --- |" * len(head))
+                out += ["| " + " | ".join(md(c, False) for c in row) + " |" for row in rows]
             elif b[0] == "ul":
                 out += ["- " + md(item).replace("\n", " ") for item in b[1]]
             elif b[0] == "quote":
@@ -68,6 +70,8 @@ def to_html(title: str, meta: str, sections: list[Section]) -> str:
                 cells = ("".join(f"<td>{e(str(c))}</td>" for c in row) for row in b[2])
                 rows = "".join(f"<tr>{c}</tr>" for c in cells)
                 out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif b[0] == "chart":  # markup drawn by charts.py, its text escaped there
+                out.append(f'<figure class="chart" id="figure-{e(b[1])}">{b[2]}</figure>')
             elif b[0] == "ul":
                 out.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b[1]) + "</ul>")
             elif b[0] == "quote":

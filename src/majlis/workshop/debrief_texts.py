@@ -94,6 +94,11 @@ class Section(_Strict):
 class Sections(_Strict):
     agreed: Section
     results: Section
+    charts: Section = Section(
+        title="Over the rounds",
+        intro="Each party's score of the standing proposal at the end of each round, and "
+        "what happened when: # numbers refer to the transcript.",
+    )
     turning_points: Section
     quotes: Section
     questions: Section
@@ -125,6 +130,7 @@ class Labels(_Strict):
     not_applicable: str
     proposal: str
     accept: str
+    round: str = "Round"
     priority_tags: list[str] = ["turning_point", "concession", "threat"]
 
 

@@ -36,6 +36,8 @@ from ..files import write_text_atomic
 from ..run import RunDir, children_of, load_snapshot
 from ..scenario import AgentCard, LoadedScenario
 from .tags import TAGS
+from .timeline import timeline
+from .turns import packed, turn_contexts
 
 Audience = Literal["facilitator", "participant"]
 AUDIENCES: tuple[str, ...] = ("facilitator", "participant")
@@ -153,6 +155,7 @@ def build_data(
         data["outcome"] = outcome.model_dump() if outcome else None
         data["annotations"] = _annotations(annotations)
         data["chart"] = standing_scores(loaded, events)
+        data["contexts"] = packed(turn_contexts(loaded, manifest, events))
         data["proposal_scores"] = {
             str(e["seq"]): {
                 p: package_score(loaded.cards[p], e["content"]["package"]) for p in party_ids
@@ -164,6 +167,7 @@ def build_data(
         data["parties"] = [_public_card(loaded.cards[p]) for p in party_ids]
         data["events"] = [_public_event(e) for e in events if _is_public(e)]
         data["outcome"] = _public_outcome(outcome.model_dump()) if outcome else None
+    data["timeline"] = timeline(loaded, data["events"], data.get("annotations") or [], facilitator)
     for card in data["parties"]:  # who played each party is no secret: say it plainly
         played = manifest.parties.get(card["id"])
         card["played_by"] = played.played_by if played else "model"

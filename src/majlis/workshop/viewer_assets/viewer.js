@@ -338,6 +338,12 @@
       svg.appendChild(s("text", { x: x(i), y: H - B + 16, "text-anchor": "middle", text: r }));
     });
     svg.appendChild(s("text", { x: (L + W - R) / 2, y: H - 4, "text-anchor": "middle", text: "round" }));
+    (DATA.timeline || []).forEach(function (it) {  // scenario events and deals, where they fell
+      var i = c.rounds.indexOf(it.round);
+      if (i < 0 || !(it.kind === "inject" || (it.kind === "tally" && it.passed))) return;
+      svg.appendChild(s("line", { class: "marker marker-" + it.kind, x1: x(i), x2: x(i), y1: T, y2: H - B },
+        s("title", { text: "Round " + it.round + ": " + it.label })));
+    });
     DATA.parties.forEach(function (p) {
       var vals = c.series[p.id] || [];
       var g = s("g", { class: "series", "data-party": p.id });
@@ -423,9 +429,14 @@
     if (FAC && Array.isArray(e.audience)) {
       head.push(h("span", { class: "kind", text: e.audience.length ? "seen by " + e.audience.map(partyName).join(", ") : "facilitator only" }));
     }
+    var turn = TURN_OF[e.seq];
+    if (turn) {  // its label is drawn by CSS, so the search ignores it
+      head.push(h("button", { type: "button", class: "context-open", "data-turn": turn.id,
+        "aria-label": "What " + partyName(turn.party) + " knew at this " + (turn.task === "move" ? "move" : "vote") }));
+    }
     var el = colored(h("article", {
       class: "ev ev-" + e.type, id: "ev-" + e.seq, "data-seq": e.seq, "data-type": e.type, "data-speaker": speaker,
-      "data-round": e.round,
+      "data-round": e.round, "data-turn": turn ? turn.id : null,
     }, h("header", null, head), eventBody(e)), speaker);
     if (FAC) showNotes(el, e.seq);
     return el;
@@ -473,6 +484,119 @@
         stray.map(function (a) { return h("div", null, "#" + a.seq + " ", noteEl(a)); })));
     }
     return sec;
+  }
+
+  // ---------------------------------------------------------------- what a party knew (facilitator)
+
+  var CTX = FAC && DATA.contexts ? DATA.contexts : null;
+  var TURNS = {};
+  var TURN_OF = {};
+  if (CTX) {
+    CTX.turns.forEach(function (t) {  // each turn's prompt is the party's turn before it, cut and added to
+      t.user = (t.after === null ? "" : TURNS[t.after].user.slice(0, t.keep)) + t.tail;
+      TURNS[t.id] = t;
+      t.seqs.forEach(function (q) { TURN_OF[q] = t; });
+    });
+  }
+
+  function contextNotice() {
+    if (!CTX || CTX.available) return null;
+    return h("div", { class: "notice", id: "no-context",
+      text: "What each party knew at its turns cannot be rebuilt: " + CTX.why });
+  }
+
+  function contextPanel() {
+    if (!CTX) return null;
+    return h("aside", { id: "context", class: "context-panel", hidden: true, tabindex: "-1", "aria-label": "What the party knew" });
+  }
+
+  function showContext(t) {
+    var panel = document.getElementById("context");
+    var task = t.task === "move" ? "move" : "vote";
+    var played = (PARTIES[t.party] || {}).played_by;
+    panel.textContent = "";
+    add(panel, [
+      h("button", { type: "button", class: "context-close", "data-close": "1", "aria-label": "Close" }),
+      colored(h("h2", null, "What ", chip(t.party), " knew at its " + task + " in round " + t.round), t.party),
+      h("p", { class: "muted", text: "The messages its agent was sent, rebuilt from the recorded scenario, the " +
+        t.seen + " events before this turn and the run's prompt templates." }),
+      CTX.changed.length ? h("p", { class: "notice", id: "context-changed", text: "Changed since the run: " +
+        CTX.changed.join(", ") + ". These words are today's templates, not necessarily the ones sent." }) : null,
+      played === "narrated" ? para("Narrated: majlis's scripted negotiator decided from this prompt; the model only put the decision into words.", "muted") : null,
+      played === "human" ? para("Played by a person, who saw this record as a briefing.", "muted") : null,
+      h("p", null, "Events of this turn: ", t.seqs.map(function (q, i) {
+        return [i ? ", " : "", h("a", { href: "#ev-" + q, text: "#" + q })];
+      })),
+      h("h3", { text: "The " + task + " prompt" }),
+      h("pre", { class: "raw prompt", "data-role": "user", text: t.user }),
+      h("details", { class: "system-prompt" }, h("summary", { text: "System prompt: its brief, rules and hidden scores" }),
+        h("pre", { class: "raw prompt", "data-role": "system", text: CTX.systems[t.party] || "" })),
+    ]);
+    document.querySelectorAll("article.ev.in-context").forEach(function (a) { a.classList.remove("in-context"); });
+    t.seqs.forEach(function (q) {
+      var a = document.getElementById("ev-" + q);
+      if (a) a.classList.add("in-context");
+    });
+    panel.setAttribute("data-turn", t.id);
+    panel.hidden = false;
+    document.documentElement.classList.add("context-open");  // the page makes room for it
+    panel.scrollTop = 0;
+    panel.focus();
+  }
+
+  function hideContext() {
+    var panel = document.getElementById("context");
+    if (panel) panel.hidden = true;
+    document.documentElement.classList.remove("context-open");
+    document.querySelectorAll("article.ev.in-context").forEach(function (a) { a.classList.remove("in-context"); });
+  }
+
+  // ---------------------------------------------------------------- timeline
+
+  var MARKS = { inject: "!", proposal: "P", tally: "V", turning_point: "*", tag: "#", outcome: "=" };
+
+  function timelineStrip() {
+    var items = DATA.timeline || [];
+    var sec = h("section", { class: "panel", id: "timeline" }, h("h2", { text: "Timeline" }));
+    if (!items.length) {
+      sec.appendChild(para("Nothing happened yet: no scenario event, proposal or vote.", "muted"));
+      return sec;
+    }
+    var rows = [];
+    var byRound = {};
+    items.forEach(function (it) {
+      if (!(it.round in byRound)) {
+        byRound[it.round] = h("ol", { class: "tl-items" });
+        rows.push(h("li", { class: "tl-round", "data-round": it.round },
+          h("span", { class: "tl-label", text: it.round > 0 ? "Round " + it.round : "Start" }), byRound[it.round]));
+      }
+      var cls = "tl tl-" + it.kind + (it.kind === "tally" ? (it.passed ? " passed" : " failed") : "");
+      var a = h("a", { href: "#ev-" + it.seq, class: cls, "data-seq": it.seq, "data-kind": it.kind, title: "#" + it.seq + " " + it.label },
+        h("span", { class: "tl-mark", "aria-hidden": "true", text: MARKS[it.kind] || "" }), " ", it.label);
+      if (it.party) colored(a, it.party);
+      byRound[it.round].appendChild(h("li", null, a));
+    });
+    var keys = [["inject", "scenario event"], ["proposal", "proposal"], ["tally", "vote"]];
+    if (FAC) keys.push(["turning_point", "turning point"], ["tag", "facilitator's tag"]);
+    add(sec, [h("ol", { class: "timeline" }, rows), h("p", { class: "legend muted" }, keys.map(function (k) {
+      return h("span", null, h("span", { class: "tl-mark tl-" + k[0], text: MARKS[k[0]] }), " " + k[1]);
+    }))]);
+    return sec;
+  }
+
+  // Bring an event into view, clearing the filters if they hide it, and mark it a moment.
+  function goTo(seq) {
+    var el = document.getElementById("ev-" + seq);
+    if (!el) return;
+    if (el.hidden) {
+      document.querySelectorAll("input[data-filter]").forEach(function (b) { b.checked = true; });
+      document.getElementById("search").value = "";
+      applyFilters();
+    }
+    el.scrollIntoView({ block: "center" });
+    el.classList.remove("flash");
+    void el.offsetWidth;  // restart the animation
+    el.classList.add("flash");
   }
 
   // ---------------------------------------------------------------- filters
@@ -531,14 +655,29 @@
   // ---------------------------------------------------------------- build
 
   var app = document.getElementById("app");
-  add(app, [header(), notices(), situation(), partyCards(), outcomePanel()]);
+  add(app, [header(), notices(), contextNotice(), situation(), partyCards(), outcomePanel(), timelineStrip()]);
   if (FAC) add(app, [scoreChart(), hiddenScores()]);
-  add(app, [controls(), transcript()]);
+  add(app, [controls(), transcript(), contextPanel()]);
 
   app.addEventListener("change", function (ev) {
     if (ev.target.matches("input[data-filter]")) applyFilters();
   });
   app.addEventListener("click", function (ev) {
+    var link = ev.target.closest("a[href^='#ev-']");
+    if (link) {
+      ev.preventDefault();
+      goTo(link.getAttribute("href").slice(4));
+      return;
+    }
+    if (ev.target.closest("button[data-close]")) { hideContext(); return; }
+    var opener = ev.target.closest("button.context-open");
+    var article = ev.target.closest("article.ev[data-turn]");
+    var interactive = ev.target.closest("button, a, summary, input, select, textarea, label, form, aside");
+    var selecting = String(window.getSelection ? window.getSelection() : "").length > 0;
+    if (opener || (article && !interactive && !selecting)) {
+      showContext(TURNS[(opener || article).getAttribute("data-turn")]);
+      return;
+    }
     var b = ev.target.closest("button[data-all]");
     if (!b) return;
     var on = b.getAttribute("data-on") === "1";
@@ -546,6 +685,9 @@
     applyFilters();
   });
   document.getElementById("search").addEventListener("input", applyFilters);
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape") hideContext();
+  });
 
   // Print everything that is folded away, then fold it back.
   var opened = [];
