@@ -6,6 +6,7 @@
     python -m benchmarks --only caching,context
     python -m benchmarks --only first-session   # `majlis run` as a new user meets it (minutes)
     python -m benchmarks --only startup   # CPU time of `majlis --help`, `validate`, ...
+    python -m benchmarks --only tracing   # CPU per model call, OpenTelemetry traces off and on
     python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
@@ -27,6 +28,7 @@ from typing import Any
 from .common import REPO, machine
 
 ALL = ("overhead", "scaling", "context", "caching", "embedded", "first-session", "startup")
+ALL += ("tracing",)
 DEFAULT = ("overhead", "scaling", "context", "caching", "startup")
 
 
@@ -64,6 +66,10 @@ def _run_one(name: str, quick: bool) -> dict[str, Any]:
         from . import startup
 
         return startup.run(quick)
+    if name == "tracing":
+        from . import tracing
+
+        return tracing.run(quick)
     raise ValueError(name)
 
 
@@ -268,6 +274,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         from .startup import rows as startup_rows
 
         out += startup_rows(results["startup"])
+    if results.get("tracing"):
+        from .tracing import rows as tracing_rows
+
+        out += tracing_rows(results["tracing"])
     return out
 
 

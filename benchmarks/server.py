@@ -8,7 +8,10 @@ stdin closes, then stops. Run apart from the harness so its CPU does not count a
 Besides the OpenAI-compatible routes it answers three of its own:
   POST /bench/record?on=1   start (or with on=0 stop) keeping request bodies; clears them
   GET  /bench/requests      the kept request bodies, in arrival order
-  GET  /bench/stats         {"calls": requests served, "cpu_s": this process's CPU time}
+  GET  /bench/stats         {"calls": requests served, "cpu_s": this process's CPU time,
+                            "trace_bytes": OTLP bytes received}
+  POST /v1/traces           an OTLP/HTTP collector that keeps nothing: counts the bytes
+                            and answers success (the tracing benchmark's live endpoint)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from majlis.model import LoopbackServer
@@ -47,6 +50,7 @@ class Requests(list):
 @dataclass
 class BenchServer(LoopbackServer):
     requests: list[dict[str, Any]] = field(default_factory=Requests)
+    trace_bytes: int = 0
 
     def app(self) -> Starlette:
         base = super().app()
@@ -56,6 +60,7 @@ class BenchServer(LoopbackServer):
                 Route("/bench/record", self._record, methods=["POST"]),
                 Route("/bench/requests", self._requests, methods=["GET"]),
                 Route("/bench/stats", self._stats, methods=["GET"]),
+                Route("/v1/traces", self._traces, methods=["POST"]),
             ]
         )
 
@@ -72,7 +77,12 @@ class BenchServer(LoopbackServer):
     async def _stats(self, request: Request) -> JSONResponse:
         log = self.requests
         assert isinstance(log, Requests)
-        return JSONResponse({"calls": log.count, "cpu_s": time.process_time()})
+        stats = {"calls": log.count, "cpu_s": time.process_time()}
+        return JSONResponse({**stats, "trace_bytes": self.trace_bytes})
+
+    async def _traces(self, request: Request) -> Response:
+        self.trace_bytes += len(await request.body())
+        return Response(b"", media_type="application/x-protobuf")  # an empty success
 
 
 RESPONDERS = {"canned": CannedResponder, "caching": PrefixCachingResponder}

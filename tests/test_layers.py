@@ -2,7 +2,7 @@
 each package's face offers what it lists.
 
 Layers, lowest first; a module may import from its own layer or a lower one:
-errors and files, scenario, protocol, model, run, evals, compare, workshop, cli.
+errors, files and tracing, scenario, protocol, model, run, evals, compare, workshop, cli.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "majlis"
 LAYERS = ["errors", "files", "scenario", "protocol", "model", "run", "evals", "compare"]
 LAYERS += ["workshop", "cli"]
 RANK = {name: (0 if name in ("errors", "files") else i) for i, name in enumerate(LAYERS)}
+RANK["tracing"] = 0  # beside errors and files: spans are made in several layers
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 LONG_REASON = "# long:"  # the comment that states why a function may pass the limit

@@ -31,6 +31,13 @@ out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
+Trace = Annotated[
+    bool,
+    typer.Option(
+        help="Send OpenTelemetry traces (OTLP over HTTP; OTEL_* variables configure it, and "
+        "turn it on without the flag). Needs majlis[otel]."
+    ),
+]
 Home = Annotated[
     Path | None,
     typer.Option(

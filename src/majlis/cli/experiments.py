@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .core import Home, app, err, friendly, home_folder, out, runs_folder
+from .core import Home, Trace, app, err, friendly, home_folder, out, runs_folder
 
 
 class SweepBar:
@@ -94,10 +94,14 @@ def sweep(
     cache: UseCache = True,
     cache_file: CacheFile = None,
     workers: Workers = None,
+    trace: Trace = False,
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
+    from .. import tracing
     from ..compare import cross_play_design, load_experiment, preflight, run_sweep, sweep_configs
+
+    tracing.setup(trace)
 
     root = home_folder(home)
     exp = load_experiment(experiment, root)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..model import EMBEDDED_ROUNDS
-from .core import Home, app, err, friendly, home_folder, open_cache, out, runs_folder
+from .core import Home, Trace, app, err, friendly, home_folder, open_cache, out, runs_folder
 
 # The options of `majlis run`, each with its help text.
 Scenario = Annotated[
@@ -121,13 +121,16 @@ def run(
     cache: Cache = None,
     profile: Profile = "auto",
     narrate: Narrate = None,
+    trace: Trace = False,
     home: Home = None,
 ) -> None:
     """Run a whole negotiation session and record it under runs/."""
+    from .. import tracing
     from ..model import Activity, Budget, ModelConfig, Spending, load_prices
     from ..run import RunOptions, Terminal, prepare
     from ..scenario import shipped_file
 
+    tracing.setup(trace)
     given = locals()  # the options as typed, by name
     default = _option_model(ModelConfig, **{name: given[name] for name in MODEL_OPTIONS})
     default, party_models = _models_file(models, default)
@@ -222,13 +225,16 @@ def _models_file(path: Path | None, default: Any) -> tuple[Any, dict[str, Any]]:
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="The run folder, or its id under runs/.")],
     quiet: Annotated[bool, typer.Option(help="No live view.")] = False,
+    trace: Trace = False,
     home: Home = None,
 ) -> None:
     """Finish an interrupted run from its last checkpoint (a person's party asks here again)."""
+    from .. import tracing
     from ..model import Activity
     from ..run import RunDir, Terminal, load_snapshot, resume_session
     from .live import LiveView
 
+    tracing.setup(trace)
     path = run_dir if run_dir.exists() else runs_folder(home) / str(run_dir)
     rd = RunDir.open(path)
     people = [p for p, m in rd.read_manifest().parties.items() if m.played_by == "human"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import tracing
 from ..files import write_json_atomic
 from ..model import CacheStats, ModelConfig, make_client
 from ..scenario import data_root, load_scenario
@@ -51,7 +52,13 @@ async def run_sweep(
             notify("skipped", {"run_id": cell.run_id})
         else:
             todo.append(cell)
-    await run_cells(exp, configs, runs, home, cache_file, todo, result, progress)
+    attrs = {"majlis.experiment": exp.name, "majlis.sessions": len(todo)}
+    with tracing.span("majlis.sweep", {**attrs, "majlis.skipped": len(result.skipped)}) as span:
+        await run_cells(exp, configs, runs, home, cache_file, todo, result, progress)
+        if span is not None:
+            span.set_attributes(
+                {"majlis.done": len(result.done), "majlis.failed": len(result.failed)}
+            )
     write_json_atomic(
         folder / "sweep.json",
         {

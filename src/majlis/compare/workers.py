@@ -17,10 +17,11 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import tracing
 from ..model import (
     CacheStats,
     EndpointLimits,
@@ -97,7 +98,7 @@ async def run_cells(
         if k == 1
         else SharedMeter(exp.sweep_budget, prices, name="sweep", mp=_mp())
     )
-    job = _Job(exp, configs, runs, home, cache_file, (0, k), whole)
+    job = _Job(exp, configs, runs, home, cache_file, (0, k), whole, tracing.carrier())
     if k == 1:
         await job.run(todo, result, notify)
     else:
@@ -123,6 +124,7 @@ class _Job:
     cache_file: Path | None
     part: tuple[int, int]  # (i, k): worker i of k, with its portion of every limit
     whole: Meter  # the sweep's budget, shared by every session (and every worker)
+    traced: dict[str, str] = field(default_factory=dict)  # the sweep's span, for a worker
 
     async def run(self, todo: list[Cell], result: SweepResult, notify: Progress) -> None:
         exp = self.exp
@@ -288,10 +290,12 @@ def _worker(job: _Job, todo: list[Cell], out: Any, report: bool) -> None:
             send(("event", what, info))
 
     try:
-        asyncio.run(job.run(todo, result, notify))
+        with tracing.continued(job.traced):  # its sessions' spans go under the sweep's
+            asyncio.run(job.run(todo, result, notify))
     except KeyboardInterrupt:
         pass  # stopped with its sessions checkpointed; the parent says so, once
     finally:
+        tracing.flush()  # a forked worker ends without exit handlers: its spans go now
         cache = result.cache or CacheStats()
         summary = {"done": result.done, "failed": result.failed}
         send(("result", None, {**summary, "hits": cache.hits, "misses": cache.misses}))

@@ -33,6 +33,7 @@ class Reply:
     fingerprint: str | None = None
     cached: bool = False
     retries: list[RetryNote] = field(default_factory=list)  # the transport faults it met
+    finish_reason: str | None = None  # why the model stopped: stop, length, ... (traces)
 
 
 class Backend:
@@ -80,7 +81,8 @@ class ScriptedBackend(Backend):
         prompt_chars = sum(len(m["content"]) for m in messages)
         usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
         ms = (time.perf_counter() - start) * 1000
-        return Reply(text, usage, f"scripted-{uuid.uuid4().hex[:12]}", ms, self.config.model)
+        call_id = f"scripted-{uuid.uuid4().hex[:12]}"
+        return Reply(text, usage, call_id, ms, self.config.model, finish_reason="stop")
 
 
 class CachingBackend(Backend):

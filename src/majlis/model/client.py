@@ -17,10 +17,12 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
+from .. import tracing
 from ..errors import BudgetExceeded, MajlisError, ModelBehaviourError
 from .backend import Backend, CachingBackend, Reply, ScriptedBackend
 from .budget import Meter
 from .cache import ResponseCache, SampleCounter
+from .calltrace import traced_chat
 from .config import ModelConfig
 from .failures import brief_error
 from .openai_backend import OpenAIBackend
@@ -136,7 +138,13 @@ class ModelClient:
         for meter in self.meters:
             meter.check()
         asking.attempts += 1
-        last = asking.last = await self.backend.chat(asking.convo, output.__name__.lower(), schema)
+        name = output.__name__.lower()
+        if tracing.tracer() is None:
+            last = await self.backend.chat(asking.convo, name, schema)
+        else:
+            args = (asking.convo, name, schema, asking.attempts)
+            last = await traced_chat(self.backend, self.config, *args)
+        asking.last = last
         if not last.cached:
             for meter in self.meters:
                 meter.charge(self.config.model, last.usage)

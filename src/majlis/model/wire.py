@@ -35,6 +35,7 @@ class _Message(BaseModel):
 
 class _Choice(BaseModel):
     message: _Message
+    finish_reason: str | None = None
 
 
 class _PromptDetails(BaseModel):
@@ -77,7 +78,8 @@ def read_reply(text: bytes, ms: float, where: str) -> Reply:
 
 def _reply(resp: WireCompletion, ms: float) -> Reply:
     """A Reply from a completion; no choices is an empty reply, re-asked like any other."""
-    message = resp.choices[0].message if resp.choices else None
+    choice = resp.choices[0] if resp.choices else None
+    message = choice.message if choice else None
     text = (message.content or "") if message else ""
     if message and not text and message.refusal:
         text = f"(refusal) {message.refusal}"
@@ -88,4 +90,6 @@ def _reply(resp: WireCompletion, ms: float) -> Reply:
         completion_tokens=(u.completion_tokens if u else 0) or 0,
         cached_tokens=(details.cached_tokens if details else 0) or 0,
     )
-    return Reply(text, usage, resp.id or uuid.uuid4().hex, ms, resp.model, resp.system_fingerprint)
+    reply = Reply(text, usage, resp.id or uuid.uuid4().hex, ms, resp.model, resp.system_fingerprint)
+    reply.finish_reason = choice.finish_reason if choice else None
+    return reply

@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from ..errors import BudgetExceeded, ModelBehaviourError
 from ..model import Answer, RetryNote, noting_retries
 from ..protocol import canonical_move, canonical_vote, injects, rules
+from .spans import traced_node
 from .state import Deps, NodeEvents, State, budget_stop, failed_turn
 
 
@@ -220,10 +221,8 @@ def build_graph(checkpointer: Any = None) -> Any:
 
 def _compile() -> Any:
     g = StateGraph(State, context_schema=Deps)
-    g.add_node("facilitator", facilitator)
-    g.add_node("turn", turn)
-    g.add_node("vote", vote)
-    g.add_node("adjudicate", adjudicate)
+    for node in (facilitator, turn, vote, adjudicate):  # each with its spans, if traced
+        g.add_node(node.__name__, traced_node(node.__name__, node))
     g.add_node("end", end)
     g.add_edge(START, "facilitator")
     g.add_edge("facilitator", "turn")

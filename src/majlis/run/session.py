@@ -41,6 +41,7 @@ from .preparation import (
     prepare,
 )
 from .provenance import answered_in, new_manifest, new_run_id, now, party_config
+from .spans import SessionTrace
 from .state import Deps, initial_state
 
 if TYPE_CHECKING:
@@ -135,14 +136,18 @@ async def drive(
     """Play a run whose folder and manifest are written to its end and record the outcome:
     from the first step (`fresh`), or from the latest checkpoint in its checkpoint.sqlite
     (a resume, or a fork whose checkpoints were planted there)."""
+    deps = players.deps()
+    deps.trace = trace = SessionTrace.begin(manifest, fresh)
     try:
-        final = await _play(rd, manifest.run_id, players.deps(), fresh, _Log(rd, sink), ask_human)
+        final = await _play(rd, manifest.run_id, deps, fresh, _Log(rd, sink), ask_human)
     except BaseException as exc:
+        trace.close(exc)
         _record_failure(
             rd, manifest.model_copy(update={"parties": answered_in(manifest, players)}), exc, fresh
         )
         raise
     outcome = build_outcome(players.loaded, final, manifest.failed_call_retries)
+    trace.close(outcome=outcome)
     rd.write_outcome(outcome)
     manifest = manifest.model_copy(
         update={"status": "complete", "finished": now(), "parties": answered_in(manifest, players)}

@@ -33,6 +33,7 @@ from ..protocol import (
     strict_schema,
 )
 from ..scenario import LoadedScenario
+from .spans import SessionTrace
 
 
 def _append(log: list[dict[str, Any]], batches: Sequence[list[dict[str, Any]]]) -> list:
@@ -108,6 +109,7 @@ class Deps:
     prompters: dict[str, PartyPrompter]
     clients: dict[str, ModelClient]
     moves: dict[str, tuple[type[BaseModel], dict[str, Any]]] = field(default_factory=dict)
+    trace: SessionTrace = field(default_factory=SessionTrace)  # its open spans, if traced
 
     @property
     def scenario(self):
