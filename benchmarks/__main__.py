@@ -7,6 +7,7 @@
     python -m benchmarks --only first-session   # `majlis run` as a new user meets it (minutes)
     python -m benchmarks --only startup   # CPU time of `majlis --help`, `validate`, ...
     python -m benchmarks --only tracing   # CPU per model call, OpenTelemetry traces off and on
+    python -m benchmarks --only adaptive  # concurrency auto against fixed, at a rate limit
     python -m benchmarks --table benchmarks/results.json   # the table of an earlier run
 
 Run it from the repository root with the virtualenv active. Timings depend on the machine
@@ -27,9 +28,18 @@ from typing import Any
 
 from .common import REPO, machine
 
-ALL = ("overhead", "scaling", "context", "caching", "embedded", "first-session", "startup")
-ALL += ("tracing",)
-DEFAULT = ("overhead", "scaling", "context", "caching", "startup")
+ALL = (
+    "overhead",
+    "scaling",
+    "context",
+    "caching",
+    "embedded",
+    "first-session",
+    "startup",
+    "adaptive",
+    "tracing",
+)
+DEFAULT = ("overhead", "scaling", "context", "caching", "startup", "adaptive")
 
 
 def run_one(name: str, quick: bool) -> dict[str, Any]:
@@ -70,6 +80,10 @@ def _run_one(name: str, quick: bool) -> dict[str, Any]:
         from . import tracing
 
         return tracing.run(quick)
+    if name == "adaptive":
+        from . import adaptive
+
+        return adaptive.run(quick)
     raise ValueError(name)
 
 
@@ -278,6 +292,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         from .tracing import rows as tracing_rows
 
         out += tracing_rows(results["tracing"])
+    if results.get("adaptive"):
+        from .adaptive import rows as adaptive_rows
+
+        out += adaptive_rows(results["adaptive"])
     return out
 
 

@@ -103,7 +103,9 @@ class Clock:
 class ServerProcess:
     """`python -m benchmarks.server` in a child process; `base_url` once it listens."""
 
-    def __init__(self, latency: float, responder: str = "canned") -> None:
+    def __init__(
+        self, latency: float, responder: str = "canned", extra: tuple[str, ...] = ()
+    ) -> None:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -117,6 +119,7 @@ class ServerProcess:
                 str(latency),
                 "--responder",
                 responder,
+                *extra,
             ],
             cwd=REPO,
             env=env,
@@ -164,8 +167,11 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def server_process(latency: float, responder: str = "canned") -> Iterator[ServerProcess]:
-    srv = ServerProcess(latency, responder)
+def server_process(
+    latency: float, responder: str = "canned", extra: tuple[str, ...] = ()
+) -> Iterator[ServerProcess]:
+    """The server in its own process; `extra`: more of its options (`--rate`, `--burst`)."""
+    srv = ServerProcess(latency, responder, extra)
     try:
         yield srv
     finally:

@@ -1,6 +1,11 @@
 """The benchmark's model server: majlis's loopback server, run in a process of its own.
 
     python -m benchmarks.server --latency 0.05 [--responder canned|caching]
+                                [--rate 30 --burst 6]
+
+With --rate, the server is rate limited as hosted APIs are: a token bucket of that many
+requests a second and bursts of --burst, past which it answers 429 with Retry-After
+(`majlis.model.TokenBucket`).
 
 It prints one JSON line ({"base_url": ..., "pid": ...}) once it listens, serves until its
 stdin closes, then stops. Run apart from the harness so its CPU does not count against it.
@@ -8,7 +13,8 @@ stdin closes, then stops. Run apart from the harness so its CPU does not count a
 Besides the OpenAI-compatible routes it answers three of its own:
   POST /bench/record?on=1   start (or with on=0 stop) keeping request bodies; clears them
   GET  /bench/requests      the kept request bodies, in arrival order
-  GET  /bench/stats         {"calls": requests served, "cpu_s": this process's CPU time,
+  GET  /bench/stats         {"calls": requests received, "refused": of them answered 429
+                            by the rate limit, "cpu_s": this process's CPU time,
                             "trace_bytes": OTLP bytes received}
   POST /v1/traces           an OTLP/HTTP collector that keeps nothing: counts the bytes
                             and answers success (the tracing benchmark's live endpoint)
@@ -28,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from majlis.model import LoopbackServer
+from majlis.model import LoopbackServer, TokenBucket
 
 from .responders import CannedResponder, PrefixCachingResponder
 
@@ -77,7 +83,8 @@ class BenchServer(LoopbackServer):
     async def _stats(self, request: Request) -> JSONResponse:
         log = self.requests
         assert isinstance(log, Requests)
-        stats = {"calls": log.count, "cpu_s": time.process_time()}
+        refused = self.fault.refused if isinstance(self.fault, TokenBucket) else 0
+        stats = {"calls": log.count, "refused": refused, "cpu_s": time.process_time()}
         return JSONResponse({**stats, "trace_bytes": self.trace_bytes})
 
     async def _traces(self, request: Request) -> Response:
@@ -92,8 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.server")
     ap.add_argument("--latency", type=float, default=0.05, help="seconds added to every call")
     ap.add_argument("--responder", choices=sorted(RESPONDERS), default="canned")
+    ap.add_argument("--rate", type=float, help="rate limit: requests a second (default none)")
+    ap.add_argument("--burst", type=float, default=1.0, help="rate limit: the largest burst")
     args = ap.parse_args(argv)
-    server = BenchServer(RESPONDERS[args.responder](), latency=args.latency).start()
+    bucket = None if args.rate is None else TokenBucket(args.rate, args.burst)
+    server = BenchServer(RESPONDERS[args.responder](), latency=args.latency, fault=bucket).start()
     print(json.dumps({"base_url": server.base_url}), flush=True)
     try:
         sys.stdin.read()  # serve until the parent closes our stdin (or dies)

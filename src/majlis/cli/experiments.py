@@ -14,9 +14,23 @@ from ..errors import UserError
 from .core import Home, Trace, app, err, friendly, home_folder, out, runs_folder
 
 
+def limit_text(limits: dict[tuple[str, int], int]) -> str:
+    """The adaptive limits now, for the progress line: calls at once per endpoint, each
+    worker process's own limit added up (each finds its share for itself)."""
+    if not limits:
+        return ""
+    per: dict[str, int] = {}
+    for (endpoint, _worker), n in limits.items():
+        per[endpoint] = per.get(endpoint, 0) + n
+    if len(per) == 1:
+        return f"auto: {next(iter(per.values()))} calls at once"
+    return "auto: " + ", ".join(f"{n} at {endpoint}" for endpoint, n in per.items())
+
+
 class SweepBar:
     """The sweep's progress bar: sessions done, and tokens and their estimated cost so far,
-    fed by the sweep's progress callback (this object, called with what happened)."""
+    and under `concurrency: auto` each endpoint's calls at once, fed by the sweep's progress
+    callback (this object, called with what happened)."""
 
     def __init__(self, exp: Any, home: Path) -> None:
         from rich.progress import (
@@ -33,6 +47,7 @@ class SweepBar:
         self.models = {c.run_id: c.setup for c in todo}
         self.prices = exp.price_table()
         self.tokens, self.cost = 0, 0.0
+        self.limits: dict[tuple[str, int], int] = {}  # (endpoint, worker) -> adaptive limit
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -40,9 +55,10 @@ class SweepBar:
             TextColumn("sessions"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[tokens]} tokens, ~${task.fields[cost]:.4f}"),
+            TextColumn("{task.fields[limit]}"),
             console=out,
         )
-        self.task = self.bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0)
+        self.task = self.bar.add_task(exp.name, total=len(todo), tokens=0, cost=0.0, limit="")
 
     def __enter__(self) -> SweepBar:
         self.bar.start()
@@ -63,6 +79,9 @@ class SweepBar:
             self.tokens += usage.tokens
             self.cost += self.prices.cost(model, usage)
             self.bar.update(self.task, tokens=self.tokens, cost=self.cost)
+        elif what == "limit":
+            self.limits[info["endpoint"], info.get("worker", 0)] = info["limit"]
+            self.bar.update(self.task, limit=limit_text(self.limits))
         elif what in ("finished", "skipped", "failed"):
             self.bar.advance(self.task)
             if what == "failed":
@@ -84,6 +103,28 @@ Workers = Annotated[
         "1). More help only when the sweep is CPU-bound: many sessions, a fast endpoint.",
     ),
 ]
+Concurrency = Annotated[
+    str | None,
+    typer.Option(
+        help="Sessions in flight at once, or `auto`: each endpoint's calls at once found as "
+        "the sweep runs, backing off on 429s (default: the experiment's `concurrency`).",
+    ),
+]
+
+
+def concurrency_of(value: str) -> int | str:
+    """`--concurrency`: a whole number of at least one, or auto."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UserError(
+            f"--concurrency must be a whole number of at least 1 or auto, not {value!r}"
+        )
+    return n
 
 
 @app.command()
@@ -95,6 +136,7 @@ def sweep(
     cache_file: CacheFile = None,
     workers: Workers = None,
     trace: Trace = False,
+    concurrency: Concurrency = None,
     home: Home = None,
 ) -> None:
     """Run variants x models x seeds concurrently; run it again to resume."""
@@ -107,6 +149,8 @@ def sweep(
     exp = load_experiment(experiment, root)
     if workers is not None:
         exp = exp.model_copy(update={"workers": workers})
+    if concurrency is not None:
+        exp = exp.model_copy(update={"concurrency": concurrency_of(concurrency)})
     configs = sweep_configs(exp, root)  # every session's models, resolved once for the sweep
     asyncio.run(preflight(configs))  # a dead endpoint: one line, before the bar
     folder = out_dir or runs_folder(home) / "sweeps" / exp.name

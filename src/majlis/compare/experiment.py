@@ -76,7 +76,19 @@ class Experiment(BaseModel):
     seating_seed: int = Field(0, description="Which balanced sample `sample` draws.")
     rounds: int | None = Field(None, ge=1)
     context: str = Field("full", description="Context policy: full, or window:N.")
-    concurrency: int = Field(4, ge=1, description="Sessions in flight at once.")
+    concurrency: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        4,
+        description="Sessions in flight at once; or auto: each endpoint's calls in flight "
+        "are found as the sweep runs (start at 4, one more after each window of clean "
+        "replies, cut to three quarters on a 429 or a Retry-After), up to max_concurrency, "
+        "and the models' own concurrency is not used.",
+    )
+    max_concurrency: int = Field(
+        64,
+        ge=1,
+        description="With concurrency auto: the most sessions, and calls to any "
+        "one endpoint, in flight at once.",
+    )
     workers: int = Field(
         1,
         ge=1,
@@ -105,6 +117,17 @@ class Experiment(BaseModel):
         if (self.seating == "sample") != (self.samples is not None):
             raise ValueError("samples: N goes with `seating: sample`, and it needs one")
         return self
+
+    @property
+    def adaptive(self) -> int | None:
+        """The ceiling of the adaptive limits, or None when the concurrency is fixed."""
+        return self.max_concurrency if self.concurrency == "auto" else None
+
+    @property
+    def sessions_at_once(self) -> int:
+        """Sessions in flight: the fixed number, or under `auto` the ceiling (a session
+        past what the endpoint takes just waits for a slot there)."""
+        return self.max_concurrency if self.concurrency == "auto" else self.concurrency
 
     def price_table(self) -> PriceTable:
         return PriceTable(prices=self.prices)

@@ -71,8 +71,9 @@ def worker_count(exp: Experiment, sessions: int, configs: list[ModelConfig]) -> 
     `configs` are the sweep's resolved models (`sweep_configs`)."""
     if any(cfg.model == HUMAN for cfg in configs):
         return 1  # a person answers at this terminal, which a worker process does not have
-    caps = [exp.workers, max(sessions, 1), exp.concurrency]
-    caps += [cfg.concurrency for cfg in configs]
+    caps = [exp.workers, max(sessions, 1), exp.sessions_at_once]
+    if exp.adaptive is None:  # under `auto` the models' concurrency is not used
+        caps += [cfg.concurrency for cfg in configs]
     caps += [x for x in (exp.rpm,) if x is not None]
     return min(caps)
 
@@ -129,11 +130,17 @@ class _Job:
     async def run(self, todo: list[Cell], result: SweepResult, notify: Progress) -> None:
         exp = self.exp
         cache = ResponseCache(self.cache_file) if self.cache_file else None
-        limits = EndpointLimits(exp.rpm, exp.tpm, self.part)
+        limits = EndpointLimits(
+            exp.rpm,
+            exp.tpm,
+            self.part,
+            auto=exp.adaptive,
+            on_change=lambda key, n: notify("limit", {"endpoint": key, "limit": n}),
+        )
         limits.declare(self.configs)  # before any session makes a call
         shared = [self.whole] if exp.sweep_budget.is_set() else []
         spending = Spending(exp.budget, exp.price_table(), shared)
-        gate = asyncio.Semaphore(portion(exp.concurrency, self.part) or 1)
+        gate = asyncio.Semaphore(portion(exp.sessions_at_once, self.part) or 1)
 
         async def one(cell: Cell) -> None:
             path = self.runs / cell.run_id

@@ -4,6 +4,10 @@ from .activity import (
     Activity as Activity,
     Snapshot as Snapshot,
 )
+from .adaptive import (
+    AdaptiveLimit as AdaptiveLimit,
+    Aimd as Aimd,
+)
 from .backend import (
     Backend as Backend,
     Reply as Reply,
@@ -49,6 +53,7 @@ from .faults import (
     OUTPUT as OUTPUT,
     TRANSPORT as TRANSPORT,
     FaultPlan as FaultPlan,
+    TokenBucket as TokenBucket,
     party_of as party_of,
 )
 from .loopback import (

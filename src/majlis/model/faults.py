@@ -15,7 +15,9 @@ Faults, by what a client has to do about them:
                 breaks the move schema), empty_choices (a 200 with no choices)
 
 Transport faults should be retried with backoff; output faults re-asked or recorded as a
-failed turn. Everything here stays on 127.0.0.1: it only shapes the loopback server's replies.
+failed turn. `TokenBucket`, another `fault` hook, is an endpoint's rate limit as hosted
+APIs have one: past it, a 429 naming the wait until the next request would fit.
+Everything here stays on 127.0.0.1: it only shapes the loopback server's replies.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -232,3 +235,48 @@ class FaultPlan:
             out["choices"] = []
             return JSONResponse(out)
         raise ValueError(f"unknown fault {kind!r}")
+
+
+@dataclass
+class TokenBucket:
+    """A rate limit, as the loopback server's `fault` hook: `rate` requests a second on
+    average and bursts of up to `burst`; a request that finds the bucket empty is answered
+    429 with the wait until a token is back (`retry-after-ms`, and `retry-after` in whole
+    seconds, as OpenAI's API sends them). `rate` may be changed while the server runs (the
+    endpoint's load moves), from any thread."""
+
+    rate: float
+    burst: float = 1.0
+    admitted: int = field(default=0, init=False)
+    refused: int = field(default=0, init=False)
+    _tokens: float | None = field(default=None, init=False, repr=False)
+    _at: float = field(default=0.0, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def take(self, now: float | None = None) -> float | None:
+        """Take a token: None if there was one, else the seconds until there will be."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._tokens is None:
+                self._tokens = self.burst  # full at the first request
+            else:
+                self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                self.admitted += 1
+                return None
+            self.refused += 1
+            return (1 - self._tokens) / self.rate
+
+    def __call__(self, body: dict[str, Any], n: int) -> Response | None:
+        wait = self.take()
+        if wait is None:
+            return None
+        headers = {
+            "retry-after-ms": str(max(1, math.ceil(wait * 1000))),
+            "retry-after": str(max(1, math.ceil(wait))),
+        }
+        return _error(
+            429, "rate_limit_exceeded", "Rate limit reached for requests; try again later.", headers
+        )

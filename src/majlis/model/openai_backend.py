@@ -59,6 +59,7 @@ class _Call:
         self.total = self.left = retries
         self.timeout = timeout
         self.notes: list[RetryNote] = []
+        self.ticket: int | None = None  # the last request's number, for an adaptive limit
 
     @property
     def spent(self) -> int:
@@ -201,6 +202,7 @@ class OpenAIBackend(Backend):
             while True:
                 try:
                     reply = await self._chat_once(messages, schema_name, schema, call)
+                    self.limits.replied(self.endpoint)
                     break
                 except (openai.APIError, BadResponseError) as exc:
                     if not await self._again(exc, call):
@@ -229,6 +231,8 @@ class OpenAIBackend(Backend):
             self.dialect = DIALECTS[DIALECTS.index(self.dialect) + 1]
             return True
         fault = _fault(exc)
+        if fault is not None and (fault[1] == 429 or fault[2] is not None):
+            self.limits.refused(self.endpoint, call.ticket, fault[2])  # told to slow down
         if fault is None or call.left <= 0:
             return False
         kind, status, after = fault
@@ -300,7 +304,7 @@ class OpenAIBackend(Backend):
     ) -> Reply:
         body = self._body(messages, schema_name, schema)
         sem = self.limits.get(self.endpoint, self.config.concurrency)
-        async with sem:
+        async with sem as call.ticket:  # None, or the request's number under `auto`
             sent = body["messages"]
             estimate = sum(len(m["content"]) for m in sent) // 4 + self.config.max_tokens
             await self.limits.admit(self.endpoint, estimate)

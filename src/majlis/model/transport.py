@@ -15,13 +15,14 @@ import os
 import ssl
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 import openai
 
 from ..errors import UserError
+from .adaptive import START, AdaptiveLimit, Aimd
 from .config import ModelConfig
 
 
@@ -98,15 +99,28 @@ class EndpointLimits:
     the endpoint as a whole and connections are reused from session to session instead of
     each party of each session opening its own. Whoever makes an instance closes it
     (`aclose`), which closes the pools.
+
+    With `auto` (a ceiling), the calls in flight are not a fixed number but found per
+    endpoint as the sweep runs (`AdaptiveLimit`): the backend reports each clean reply
+    (`replied`) and each refusal (`refused`), and `on_change(endpoint, limit)` hears every
+    move of a limit. The models' own `concurrency` is then not used.
     """
 
     def __init__(
-        self, rpm: int | None = None, tpm: int | None = None, part: tuple[int, int] = (0, 1)
+        self,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        part: tuple[int, int] = (0, 1),
+        auto: int | None = None,
+        on_change: Callable[[str, int], None] | None = None,
     ) -> None:
-        # a sweep spread over k worker processes gives worker i its portion of every limit
+        # a sweep spread over k worker processes gives worker i its portion of every limit;
+        # with `auto`, each worker finds its own share, as separate TCP flows on one link do
         self.part = part
         self.rpm, self.tpm = portion(rpm, part), portion(tpm, part)
-        self._sems: dict[str, asyncio.Semaphore] = {}
+        self.auto = portion(auto, part)
+        self.on_change = on_change
+        self._sems: dict[str, Any] = {}
         self._sizes: dict[str, int] = {}
         self._sent: dict[str, deque[tuple[float, int]]] = {}
         self._pools: dict[str, Any] = {}
@@ -136,11 +150,43 @@ class EndpointLimits:
             key = cfg.endpoint
             self._sizes[key] = min(self._sizes.get(key, cfg.concurrency), cfg.concurrency)
 
-    def get(self, key: str, size: int) -> asyncio.Semaphore:
+    def get(self, key: str, size: int) -> Any:
+        """The endpoint's slots, for `async with`: a semaphore of the declared size, or in
+        `auto` an `AdaptiveLimit`, whose `async with` gives the request's ticket."""
         if key not in self._sems:
-            size = self._sizes.get(key, size)
-            self._sems[key] = asyncio.Semaphore(portion(size, self.part) or 1)
+            if self.auto is not None:
+                self._sems[key] = self._adaptive(key)
+            else:
+                size = self._sizes.get(key, size)
+                self._sems[key] = asyncio.Semaphore(portion(size, self.part) or 1)
         return self._sems[key]
+
+    def _adaptive(self, key: str) -> AdaptiveLimit:
+        ceiling = max(self.auto or 1, 1)
+        rule = Aimd(start=max(1, portion(START, self.part) or 1), ceiling=ceiling)
+        tell = self.on_change
+        limit = AdaptiveLimit(rule, None if tell is None else lambda n: tell(key, n))
+        if tell is not None:
+            tell(key, limit.limit)
+        return limit
+
+    def limit_now(self, key: str) -> int | None:
+        """The endpoint's adaptive limit at this moment (None: fixed, or not used yet)."""
+        sem = self._sems.get(key)
+        return sem.limit if isinstance(sem, AdaptiveLimit) else None
+
+    def replied(self, key: str) -> None:
+        """A clean reply from the endpoint: an adaptive limit may grow."""
+        sem = self._sems.get(key)
+        if isinstance(sem, AdaptiveLimit):
+            sem.replied()
+
+    def refused(self, key: str, ticket: int | None, after: float | None) -> None:
+        """The endpoint refused request `ticket` (a 429, or asked to wait `after` s): an
+        adaptive limit is cut, and holds new requests back for the wait."""
+        sem = self._sems.get(key)
+        if isinstance(sem, AdaptiveLimit):
+            sem.refused(ticket, after)
 
     async def admit(self, key: str, tokens: int) -> None:
         """Wait until one more request of about `tokens` fits in the last minute's budget."""
