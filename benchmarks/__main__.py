@@ -1,6 +1,7 @@
 """Run majlis's benchmarks, print a table of the figures and write them to results.json.
 
-    python -m benchmarks                  # overhead, scaling (1/10/100/500), context, caching
+    python -m benchmarks                  # overhead, scaling (1/10/100/500), context, caching,
+                                          # startup, adaptive
     python -m benchmarks --quick          # fewer repeats, scaling up to 100 sessions
     python -m benchmarks --embedded       # also the embedded model (minutes)
     python -m benchmarks --only caching,context

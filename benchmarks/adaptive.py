@@ -87,10 +87,24 @@ async def one_sweep(srv: ServerProcess, concurrency: int | str, folder: Path) ->
     if result.failed:
         row["first_failure"] = next(iter(result.failed.values()))[:200]
     if trace.limits:
-        values = [n for _, n in trace.limits]
-        row["limit"] = {"moves": len(values) - 1, "min": min(values), "max": max(values)}
-        row["limit"]["trace"] = trace.limits[:200]
+        row["limit"] = limit_summary(trace.limits, wall)
     return row
+
+
+def limit_summary(moves: list[tuple[float, int]], wall: float) -> dict[str, Any]:
+    """The adaptive limit over the sweep: its range, its mean over time, and its first
+    moves (seconds into the sweep: limit), enough to see the sawtooth."""
+    values = [n for _, n in moves]
+    ends = [t for t, _ in moves[1:]] + [wall]
+    held = sum((end - t) * n for (t, n), end in zip(moves, ends, strict=True))
+    span = wall - moves[0][0]
+    return {
+        "moves": len(values) - 1,
+        "min": min(values),
+        "max": max(values),
+        "mean_over_time": round(held / span, 2) if span > 0 else float(values[0]),
+        "first_moves": ", ".join(f"{t:.2f}s:{n}" for t, n in moves[:40]),
+    }
 
 
 async def measure(fixed: tuple[int, ...], tmp: Path) -> list[dict[str, Any]]:
@@ -161,7 +175,8 @@ def rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             f"{r['failed']} failed, {r['refused_429']} 429s"
         )
         if "limit" in r:
-            value += f", limit {r['limit']['min']}-{r['limit']['max']}"
+            lim = r["limit"]
+            value += f", limit {lim['min']}-{lim['max']} (mean {lim['mean_over_time']:.1f})"
         goal = ""
         if c == "auto":
             goal = (
