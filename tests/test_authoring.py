@@ -204,3 +204,20 @@ def test_new_from_copies_a_scenario_into_a_folder_of_its_own(tmp_path: Path) -> 
     assert copy.scenario.id == "room"
     assert copy.scenario.agenda == original.scenario.agenda and copy.cards == original.cards
     assert all(f.is_relative_to(room) for f in copy.files)  # its own cards, not the home's
+
+
+def test_a_persona_path_out_of_prompts_is_refused_and_never_copied(tmp_path: Path) -> None:
+    folder = iraq_folder(tmp_path)
+    card = folder / "agents" / "kurds.yaml"
+    card.write_text(
+        card.read_text().replace("persona: personas/kurds.md.j2", "persona: ../../escaped.md.j2")
+    )
+    (tmp_path / "escaped.md.j2").write_text("You speak plainly.\n")
+    res = majlis_process("validate", str(folder), cwd=tmp_path, env=NO_HOME)
+    assert res.returncode == 2 and "kurds.yaml: persona" in res.stderr
+    assert "must be a path inside prompts/" in res.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    res = majlis_process("new", "copy", "--from", str(folder), cwd=work, env=NO_HOME)
+    assert res.returncode == 2 and not (work / "copy").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["escaped.md.j2", "iraq-copy", "work"]

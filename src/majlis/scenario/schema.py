@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 OutcomeKind = Literal["deal", "partial", "none"]
@@ -278,7 +278,9 @@ class AgentCard(_Strict):
     name: str = Field(min_length=1)
     role: str = Field(min_length=1)
     color: str = Field("#555555", pattern=r"^#[0-9a-fA-F]{6}$")
-    persona: str = Field(min_length=1, description="Persona template, relative to prompts/.")
+    persona: str = Field(
+        min_length=1, max_length=200, description="Persona template, relative to prompts/."
+    )
     public_stance: str = Field(min_length=1)
     private_brief: str = Field(min_length=1)
     short_brief: str | None = Field(
@@ -293,6 +295,16 @@ class AgentCard(_Strict):
         ge=0, description="Walk-away point: a package below it is worse than no deal."
     )
     veto: bool = False
+
+    @field_validator("persona")
+    @classmethod
+    def _inside_prompts(cls, value: str) -> str:
+        """A path inside prompts/: no absolute path, no `..`, no backslash (the template
+        loader refuses them too; `majlis new --from` copies the file by this path)."""
+        parts = value.split("/")
+        if value.startswith("/") or "\\" in value or ".." in parts:
+            raise ValueError("must be a path inside prompts/ (no leading /, no .., no \\)")
+        return value
 
 
 class LoadedScenario(BaseModel):

@@ -116,7 +116,8 @@ def copy_scenario(loaded: LoadedScenario, target: Path, prompts: list[Path]) -> 
             (tmp / "agents" / f"{party}.yaml").write_text(card, encoding="utf-8")
             persona = loaded.cards[party].persona
             found = next((b / persona for b in prompts if (b / persona).is_file()), None)
-            if found is not None:
+            inside = (tmp / "prompts" / persona).resolve().is_relative_to(tmp.resolve())
+            if found is not None and inside:
                 (tmp / "prompts" / persona).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(found, tmp / "prompts" / persona)
 
