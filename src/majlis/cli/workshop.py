@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from .core import app, friendly, out
+from .core import Home, app, friendly, out, runs_folder
 
 
 @app.command()
@@ -43,20 +43,53 @@ def serve(
     runs_dir: Annotated[Path, typer.Argument(help="Folder of runs.")] = Path("runs"),
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8765,
     open_it: Annotated[bool, typer.Option("--open", help="Open the index in the browser.")] = False,
+    live: Annotated[
+        str | None,
+        typer.Option(
+            help="Play this scenario live in the browser (name or folder): trainees play "
+            "the --trainee parties, the model the others; the run goes into RUNS_DIR."
+        ),
+    ] = None,
+    trainee: Annotated[
+        list[str] | None, typer.Option(help="With --live: a party a trainee plays; repeat.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="With --live: embedded, scripted, or a model at --base-url.")
+    ] = "embedded",
+    base_url: Annotated[str | None, typer.Option(help="With --live: the model's endpoint.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="With --live: variable holding the API key.")
+    ] = None,
+    rounds: Annotated[int | None, typer.Option(help="With --live: maximum rounds.")] = None,
+    home: Home = None,
 ) -> None:
-    """Serve a local index of runs; facilitators tag events in the browser (saved to each run)."""
+    """Serve a local index of runs; facilitators tag events in the browser (saved to each
+    run). With --live, host a session played in the browser, with the facilitator's console."""
     import time
 
-    from ..workshop import serve_runs
+    if live is not None:
+        root = None if runs_dir == Path("runs") else runs_dir  # the default: the home's runs/
+        server = _live_server(
+            live, trainee or [], model, base_url, api_key_env, rounds, home, root, port
+        )
+        server.start()  # a taken port is said before anything plays
+        server.session.start()
+        out.print(
+            f"live session {server.session.run_id} (Ctrl-C to stop); give each page its link:"
+        )
+        for who, link in server.links().items():
+            out.print(f"  {who}: {link}", soft_wrap=True, highlight=False)
+    else:
+        from ..workshop import serve_runs
 
-    if not runs_dir.is_dir():
-        raise UserError(f"{runs_dir} is not a folder of runs")
-    server = serve_runs(runs_dir, port).start()
-    out.print(f"serving {runs_dir} at {server.url} (Ctrl-C to stop)")
+        if not runs_dir.is_dir():
+            raise UserError(f"{runs_dir} is not a folder of runs")
+        server = serve_runs(runs_dir, port).start()
+        out.print(f"serving {runs_dir} at {server.url} (Ctrl-C to stop)")
     if open_it:
         import webbrowser
 
-        webbrowser.open(server.url)
+        webbrowser.open(server.links()["console"] if live else server.url)
     try:
         while True:
             time.sleep(3600)
@@ -64,6 +97,38 @@ def serve(
         pass
     finally:
         server.stop()
+
+
+def _live_server(
+    scenario: str,
+    trainees: list[str],
+    model: str,
+    base_url: str | None,
+    api_key_env: str | None,
+    rounds: int | None,
+    home: Path | None,
+    runs_dir: Path | None = None,
+    port: int = 8765,
+) -> Any:
+    """The server over the session, neither started; every input is checked here, before
+    anything plays."""
+    from ..model import ModelConfig
+    from ..run import LiveSession, RunOptions, prepare
+    from ..workshop import serve_live
+
+    if not trainees:
+        raise UserError("--live needs at least one --trainee PARTY")
+    config = ModelConfig(model=model, base_url=base_url, api_key_env=api_key_env)
+    opts = RunOptions(
+        scenario=scenario,
+        rounds=rounds,
+        model=config,
+        runs_root=runs_dir or runs_folder(home),
+        home=home,
+        humans=trainees,
+    )
+    session = LiveSession(prepare(opts).with_embedded_defaults())
+    return serve_live(session, port)
 
 
 @app.command()

@@ -177,7 +177,12 @@ def record_line(b: Briefing, entry: Mapping[str, object]) -> str:
         yes, no = _names(b, entry.get("accept")), _names(b, entry.get("reject"))
         return f"{head}The vote {passed}: accept {yes}; reject {no}"
     if kind == "vote":
-        return f"{head}You voted {entry.get('vote')}"
+        voter = "You" if entry.get("from") == b.party else who
+        return f"{head}{voter} voted {entry.get('vote')}"
+    if kind == "outcome":
+        package = entry.get("package")
+        agreed = {i: o for i, o in package.items() if o} if isinstance(package, Mapping) else {}
+        return f"{head}The talks end: {entry.get('kind')}." + _positions(b, agreed)
     if kind == "private_note":
         return f"{head}(your own note) {entry.get('reasoning', '')}"
     shown = {k: v for k, v in entry.items() if k not in ("seq", "round", "type", "from")}

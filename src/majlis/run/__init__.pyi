@@ -14,9 +14,15 @@ from .fork import (
 )
 from .human import (
     Terminal as Terminal,
+    turn_block as turn_block,
 )
 from .lineage import (
     children_of as children_of,
+)
+from .live import (
+    LIVE as LIVE,
+    LiveSession as LiveSession,
+    Risky as Risky,
 )
 from .log import (
     HUMAN as HUMAN,

@@ -41,17 +41,30 @@ async def facilitator(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     for inject in injects.due(runtime.context.loaded, ev.round, state["events"], state["standing"]):
         content = {"id": inject.id, "title": inject.title, "text": inject.text}
         ev.add("inject", "facilitator", "all", content)
+    await _live(state, runtime.context, ev)
     return {"round": ev.round, "order": order, "turn": 0, "events": ev.items}
+
+
+async def _live(state: State, d: Deps, ev: NodeEvents) -> list[dict[str, Any]]:
+    """In a live session: wait while the facilitator pauses, then write the injects they
+    pushed into the record (each once), so the prompts this node makes carry them. Returns
+    the log as the node's prompts should read it."""
+    if d.live is not None:
+        await d.live.gate()
+        written = {e["content"].get("id") for e in [*state["events"], *ev.items]}
+        for inject in d.live.news():
+            if inject["id"] not in written:
+                ev.add("inject", "facilitator", "all", inject)
+    return [*state["events"], *ev.items] if ev.items else state["events"]
 
 
 async def turn(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     d = runtime.context
     party = state["order"][state["turn"]]
     model, schema = d.move_for(party)
-    messages = d.prompters[party].messages(
-        "move", state["events"], state["round"], state["standing"]
-    )
     ev = NodeEvents(state)
+    log = await _live(state, d, ev)
+    messages = d.prompters[party].messages("move", log, state["round"], state["standing"])
     update: dict[str, Any] = {"turn": state["turn"] + 1}
     with noting_retries() as retries:
         try:
@@ -96,11 +109,13 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     standing = state["standing"]
     assert standing is not None
     parties = list(d.scenario.parties)
+    ev = NodeEvents(state)
+    log = await _live(state, d, ev)
 
     Ballot = Answer[Any] | ModelBehaviourError | BudgetExceeded
 
     async def ballot(party: str) -> tuple[Ballot, list[RetryNote]]:
-        messages = d.prompters[party].messages("vote", state["events"], state["round"], standing)
+        messages = d.prompters[party].messages("vote", log, state["round"], standing)
         with noting_retries() as retries:
             try:
                 return await d.clients[party].ask(messages, *d.vote_for(party)), retries
@@ -112,7 +127,6 @@ async def vote(state: State, runtime: Runtime[Deps]) -> dict[str, Any]:
     got = {p: await ballot(p) for p in humans}
     machines = [p for p in parties if p not in got]
     got |= dict(zip(machines, await asyncio.gather(*(ballot(p) for p in machines)), strict=True))
-    ev = NodeEvents(state)
     ballots: dict[str, str | None] = {}
     answers = [got[p][0] for p in parties]
     for party in parties:

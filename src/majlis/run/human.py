@@ -103,7 +103,7 @@ class Terminal:
     def _show_turn(self, user: str, task: str) -> None:
         """Where the talks stand, in words: the round, and the package on the table with
         what it is worth to this person."""
-        turn = _turn(user)
+        turn = turn_block(user)
         if self.brief is None or not turn:
             self.echo(user.split("</record>", 1)[-1].strip() + "\n")
             return
@@ -153,7 +153,7 @@ class Terminal:
     def _move(self, payload: dict[str, Any]) -> dict[str, Any]:
         props = payload["schema"]["properties"]
         package_schema = props["positions"]
-        standing = _turn(payload["messages"][-1]["content"]).get("standing_proposal")
+        standing = turn_block(payload["messages"][-1]["content"]).get("standing_proposal")
         while True:
             reasoning = click.prompt(
                 "Private reasoning (only you see it)", default="", show_default=False
@@ -197,7 +197,7 @@ class Terminal:
     def _vote(self, payload: dict[str, Any]) -> dict[str, Any]:
         """No default: Enter alone never accepts a package. Accepting one under the walk-away
         point or across a red line is confirmed first; a no is a reject."""
-        standing = _turn(payload["messages"][-1]["content"]).get("standing_proposal")
+        standing = turn_block(payload["messages"][-1]["content"]).get("standing_proposal")
         vote = self._pick("Your secret vote", ["accept", "reject"])
         if vote == "accept" and not self._confirm_risky(standing, "Accept it"):
             vote = "reject"
@@ -206,7 +206,7 @@ class Terminal:
         return {"private_reasoning": reasoning, "vote": vote}
 
 
-def _turn(user: str) -> dict[str, Any]:
+def turn_block(user: str) -> dict[str, Any]:
     """The <turn> block of a move or vote prompt, as data ({} if there is none)."""
     if "<turn>" not in user:
         return {}

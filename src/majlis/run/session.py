@@ -42,7 +42,7 @@ from .preparation import (
 )
 from .provenance import answered_in, new_manifest, new_run_id, now, party_config
 from .spans import SessionTrace
-from .state import Deps, initial_state
+from .state import Deps, LiveHooks, initial_state
 
 if TYPE_CHECKING:
     from ..model import Activity, EndpointLimits, ResponseCache, Spending
@@ -61,10 +61,14 @@ class RunResult:
 
 
 async def run_session(
-    run: RunOptions | Prepared, sink: EventSink | None = None, ask_human: AskHuman | None = None
+    run: RunOptions | Prepared,
+    sink: EventSink | None = None,
+    ask_human: AskHuman | None = None,
+    live: LiveHooks | None = None,
 ) -> RunResult:
     """Run one negotiation from the first round to its outcome. Given options, it prepares
-    them first; given a `Prepared` run, it loads nothing again."""
+    them first; given a `Prepared` run, it loads nothing again. `live`: a facilitator's
+    hooks into the nodes (pause, injects pushed now), for a session played live."""
     prepared = run if isinstance(run, Prepared) else prepare(run)
     opts = prepared.opts
     players = Players(
@@ -83,7 +87,7 @@ async def run_session(
         rd.write_snapshot(prepared.loaded, prepared.home)
         manifest = new_manifest(run_id, prepared, players)
         rd.write_manifest(manifest)
-        return await drive(rd, manifest, players, fresh=True, sink=sink, ask_human=ask_human)
+        return await drive(rd, manifest, players, True, sink, ask_human, live)
 
 
 async def resume_session(
@@ -132,12 +136,15 @@ async def drive(
     fresh: bool,
     sink: EventSink | None,
     ask_human: AskHuman | None = None,
+    live: LiveHooks | None = None,
 ) -> RunResult:
     """Play a run whose folder and manifest are written to its end and record the outcome:
     from the first step (`fresh`), or from the latest checkpoint in its checkpoint.sqlite
-    (a resume, or a fork whose checkpoints were planted there)."""
+    (a resume, or a fork whose checkpoints were planted there). `live`: a facilitator's
+    hooks into the nodes."""
     deps = players.deps()
     deps.trace = trace = SessionTrace.begin(manifest, fresh)
+    deps.live = live
     try:
         final = await _play(rd, manifest.run_id, deps, fresh, _Log(rd, sink), ask_human)
     except BaseException as exc:

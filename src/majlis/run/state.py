@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from pydantic import BaseModel
 
@@ -101,6 +101,16 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return _SCHEMAS[model]
 
 
+class LiveHooks(Protocol):
+    """A live session's say in the graph (`run.live.LiveSession`): nodes wait at `gate`
+    while the facilitator has paused, and write `news` (injects pushed now) into the record
+    before they prompt anyone."""
+
+    async def gate(self) -> None: ...
+
+    def news(self) -> list[dict[str, str]]: ...
+
+
 @dataclass
 class Deps:
     """What nodes need that is not state: never checkpointed."""
@@ -110,6 +120,7 @@ class Deps:
     clients: dict[str, ModelClient]
     moves: dict[str, tuple[type[BaseModel], dict[str, Any]]] = field(default_factory=dict)
     trace: SessionTrace = field(default_factory=SessionTrace)  # its open spans, if traced
+    live: LiveHooks | None = None
 
     @property
     def scenario(self):

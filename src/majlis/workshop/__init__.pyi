@@ -12,6 +12,10 @@ from .export import (
     export_debrief as export_debrief,
     find_chromium as find_chromium,
 )
+from .live_server import (
+    LiveServer as LiveServer,
+    serve_live as serve_live,
+)
 from .serve import (
     RunsServer as RunsServer,
     serve_runs as serve_runs,

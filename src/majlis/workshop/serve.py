@@ -175,8 +175,9 @@ class RunsServer(LoopbackServer):
 
     # ------------------------------------------------------------------- writing
 
-    async def _checked_body(self, request: Request) -> dict[str, Any]:
-        """The JSON object of a write that passed the cross-site checks, or an HTTP error."""
+    async def _checked_body(self, request: Request, token: str | None = None) -> dict[str, Any]:
+        """The JSON object of a write that passed the cross-site checks, or an HTTP error;
+        `token`: the write token this page holds, when it is not the server's own."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise HTTPException(415, "writes must be application/json")
@@ -187,7 +188,7 @@ class RunsServer(LoopbackServer):
         if origin is not None and origin not in self.origins():
             raise HTTPException(403, f"write from another origin refused ({origin[:100]})")
         given = request.headers.get(TOKEN_HEADER, "").encode()
-        if not secrets.compare_digest(given, self.token.encode()):
+        if not secrets.compare_digest(given, (token or self.token).encode()):
             raise HTTPException(403, "missing or wrong write token: reload the page")
         raw = b""
         async for chunk in request.stream():
