@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import click.testing
 import pytest
-from conftest import events_of
+from conftest import MAJLIS, environment, events_of
 from typer.testing import CliRunner
 
 from majlis.cli import app
@@ -223,3 +227,36 @@ def test_a_package_worth_the_walk_away_point_needs_no_confirmation(home: Path) -
     shown: list[str] = []
     answer = _answer(Terminal(echo=shown.append), _vote_payload(home, "kurds", best), "accept\n\n")
     assert answer["vote"] == "accept" and not any("careful" in line for line in shown)
+
+
+def test_ctrl_c_at_a_question_ends_the_process_at_once(home: Path, tmp_path: Path) -> None:
+    """The question waits in a thread of its own for a line that will never come: Ctrl-C
+    must still end majlis (exit 130, the resume line), not leave it waiting at exit."""
+    proc = subprocess.Popen(
+        [*MAJLIS, "run", "--model", "scripted", "--human", "sunnis",
+         "--home", str(home), "--out", str(tmp_path)],
+        env=environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    said: list[str] = []
+    assert proc.stdout is not None
+    # the question's prompt ends its line without a newline: read it character by character
+    reader = threading.Thread(target=lambda: said.extend(iter(lambda: proc.stdout.read(1), "")))
+    reader.start()
+    deadline = time.monotonic() + 60
+    while "only you see it" not in "".join(said):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("no question came: " + "".join(said[-300:]))
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("majlis still waits for an answer after Ctrl-C")
+    reader.join(5)
+    assert proc.stderr is not None
+    last = proc.stderr.read().strip().splitlines()[-1]
+    assert proc.returncode == 130, last
+    assert last.startswith("majlis: interrupted; the run is kept, to go on with: majlis resume ")

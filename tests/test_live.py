@@ -19,6 +19,7 @@ import pytest
 from conftest import chromium, events_of
 from test_privacy import CANARY, CanaryModel, may_see, plant_card_canaries
 
+from majlis.errors import UserError
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted_responder
 from majlis.run import LiveSession, RunOptions, prepare, turn_block
 from majlis.workshop import LiveServer, read_annotations, serve_live
@@ -198,6 +199,18 @@ def test_a_trainee_plays_a_whole_session_in_the_browser(
     for owner, mark in marks.items():
         assert (mark in text) == (owner == TRAINEE), f"{owner}'s score table on the page"
 
+    # the facilitator's console: the whole record is theirs to read, but the view of each
+    # party shows only what that party may see
+    console = httpx.get(server.links()["console"].replace("/console?", "/console/state?"))
+    views = console.json()["views"]
+    assert set(views) == set(live.parties)
+    shown_in_views = 0
+    for party, lines in views.items():
+        for owner, kind, _n, recipient in CANARY.findall("\n".join(lines)):
+            shown_in_views += 1
+            assert may_see(party, owner, kind, recipient), f"{party}'s view: {owner}'s {kind}"
+    assert shown_in_views, "the views carry the marked notes and side messages"
+
 
 def answer_for(live: LiveSession, asked: list[dict[str, Any]], stop: threading.Event) -> None:
     """Plays the trainee with plain moves and rejects, keeping each question it was asked."""
@@ -370,3 +383,22 @@ def test_serve_live_refuses_bad_input_before_anything_plays(home: Path, tmp_path
         )
         assert res.returncode == 2 and said in res.stderr + res.stdout, res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_stopping_the_server_ends_a_session_that_waits_for_a_trainee(
+    waiting: tuple[LiveSession, LiveServer],
+) -> None:
+    """Ctrl-C on `majlis serve --live` while a trainee's question waits: the session ends
+    (its worker threads too, or the process would hang at exit), the run folder says it
+    was stopped, and the page's late answer is refused in one line."""
+    live, server = waiting
+    party = "kurds" if live.pending("kurds") else TRAINEE
+    asked = live.pending(party)
+    assert asked is not None
+    server.stop()
+    assert live.wait(10) and live.status == "stopped"
+    assert not [t for t in threading.enumerate() if t.name == "majlis-ask"]
+    manifest = json.loads((live.run_path / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "stopped before its end" in manifest["error"]
+    with pytest.raises(UserError, match="the session has stopped"):
+        live.answer(party, asked["id"], {"private_reasoning": "", "vote": "reject"}, True)

@@ -9,6 +9,7 @@ it needs inside its command, so `majlis --help` (and `validate`, `scenarios`, `a
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -75,6 +76,18 @@ def _kept(exc: BaseException) -> str:
     return f"; {note}" if note else ""
 
 
+def _leave_if_asking(code: int) -> None:
+    """Exit at once if a person's question still waits for a line in its thread (named by
+    `run.session._ask_aside`): that read cannot be called off, and Python's own exit would
+    abort on the stdin it holds."""
+    import threading
+
+    if any(t.name == "majlis-ask" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def friendly(fn: F) -> F:
     """Turn known errors into one line on stderr: exit 2 for the user's errors, 1 otherwise."""
 
@@ -87,6 +100,7 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
             fail(f"majlis: interrupted{_kept(exc)}")
+            _leave_if_asking(130)
             raise typer.Exit(130) from None
         except Exception as exc:
             sdk = sys.modules.get("openai")  # loaded only by commands that call a model

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import MajlisError, UserError
 from ..protocol import Briefing, briefing, record_entry, record_line, visible
 from ..scenario import runs_home
 from .human import turn_block
@@ -66,6 +66,7 @@ class LiveSession:
         self._injects: list[dict[str, str]] = []
         self._running = threading.Event()
         self._running.set()
+        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -86,9 +87,21 @@ class LiveSession:
                 run_session(self.prepared, sink=self._sink, ask_human=self._ask, live=self)
             )
         except BaseException as exc:  # the page says so; the run folder says why
-            self.status = f"failed: {' '.join(str(exc).split())[:300]}"
+            said = " ".join(str(exc).split())[:300]
+            self.status = "stopped" if isinstance(exc, Stopped) else f"failed: {said}"
             return
         self.status = "complete"
+
+    def close(self) -> None:
+        """Stop the session where it stands: a question waiting for a trainee is withdrawn
+        and the graph ends with a `Stopped` error (its run folder says so), which lets the
+        driver's threads end; a process would otherwise wait for them at exit."""
+        self._closed.set()
+        with self._lock:
+            self._pending.clear()
+        for answers in self._answers.values():
+            answers.put({"id": None})
+        self._running.set()  # a paused node goes on, to find the session closed
 
     def wait(self, timeout: float | None = None) -> bool:
         """Whether the session has ended (within `timeout` seconds)."""
@@ -111,12 +124,18 @@ class LiveSession:
         party = payload["party"]
         ask_id = next(self._ids)
         with self._lock:
+            if self._closed.is_set():
+                raise Stopped()
             self._pending[party] = {"id": ask_id, **payload}
         while True:
             got = self._answers[party].get()
+            if self._closed.is_set():
+                raise Stopped()
             if got.get("id") == ask_id:
                 break
         self._running.wait()  # a paused session takes the answer but goes on at resume
+        if self._closed.is_set():
+            raise Stopped()
         return got["answer"]
 
     # ------------------------------------------------------------------ trainees
@@ -131,6 +150,8 @@ class LiveSession:
         waits; a `Risky` error listing the warnings when the answer accepts or proposes a
         package below the walk-away point or across a red line and is not `confirmed`."""
         with self._lock:
+            if self._closed.is_set():
+                raise UserError("the session has stopped")
             asked = self._pending.get(party)
             if asked is None or asked["id"] != ask_id:
                 raise UserError("that question is no longer waiting (the page will refresh)")
@@ -178,11 +199,20 @@ class LiveSession:
         """Where a node waits while the facilitator has paused the session."""
         while not self._running.is_set():
             await asyncio.sleep(0.1)
+        if self._closed.is_set():
+            raise Stopped()
 
     def news(self) -> list[dict[str, str]]:
         """The injects pushed and not yet in the record."""
         with self._lock:
             return [dict(i) for i in self._injects]
+
+
+class Stopped(MajlisError):
+    """The live session was stopped before its end (the server shut down)."""
+
+    def __init__(self) -> None:
+        super().__init__("the live session was stopped before its end")
 
 
 class Risky(UserError):

@@ -10,9 +10,11 @@ the session cleanly; any other failure is recorded in the manifest and the run i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,11 +218,34 @@ async def _play(
                 break
             if ask_human is None:
                 raise RunError(f"run {rd.run_id} waits for a person to play {asked['party']}")
-            inp = Command(resume=await asyncio.to_thread(ask_human, asked))
+            inp = Command(resume=await _ask_aside(ask_human, asked))
         if final is None:  # nothing ran: a resume of a session that had ended
             final = (await graph.aget_state(config)).values
     rd.sync_events()
     return final
+
+
+async def _ask_aside(ask_human: AskHuman, asked: dict[str, Any]) -> Any:
+    """`ask_human(asked)` in a daemon thread of its own. Not the loop's executor: its
+    threads are joined at exit, so a Ctrl-C at a terminal prompt (or a live page never
+    answered) would leave the process waiting for an answer no one will give."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not answer.done():
+            (answer.set_result if ok else answer.set_exception)(value)
+
+    def work() -> None:
+        try:
+            ok, value = True, ask_human(asked)
+        except BaseException as exc:
+            ok, value = False, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: no one waits any more
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, name="majlis-ask", daemon=True).start()
+    return await answer
 
 
 async def _stretch(

@@ -75,6 +75,12 @@ class LiveServer(RunsServer):
             ],
         )
 
+    def stop(self) -> None:
+        """Stop the session, then the server: the session's threads end with it."""
+        self.session.close()
+        self.session.wait(30)
+        super().stop()
+
     @property
     def session(self) -> LiveSession:
         assert self.live is not None
