@@ -108,6 +108,26 @@ class FailAfter:
         return scripted_responder(body)
 
 
+FEDERAL_ONLY = {  # guarantees=federal_only crosses a red line of the Kurdish and the Sunni parties
+    "coalition": "remain",
+    "bilateral": "full_partnership",
+    "militias": "prosecute",
+    "us_response": "consent",
+    "guarantees": "federal_only",
+    "economy": "conditional",
+}
+
+
+def scripted_options(home: Path, runs_root: Path, **more: Any) -> Any:
+    """RunOptions for a session of the scripted player (in process unless `model=` says
+    otherwise), recorded under runs_root."""
+    from majlis.model import ModelConfig
+    from majlis.run import RunOptions
+
+    given = {"model": ModelConfig(model="scripted"), "home": home, "runs_root": runs_root}
+    return RunOptions(**(given | more))
+
+
 def add_variant(home: Path, name: str, text: str) -> Path:
     """A new prompt variant under `home`, its variant.yaml holding `text`."""
     folder = home / "prompts" / "variants" / name

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import chromium, events_of
+from conftest import chromium, events_of, scripted_options
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -462,17 +462,8 @@ def test_a_scenario_file_in_the_older_form_loads_and_plays_unchanged(home_copy: 
 
 
 def test_a_run_recorded_under_the_older_form_still_reads(home: Path, tmp_path: Path) -> None:
-    result = asyncio.run(
-        run_session(
-            RunOptions(
-                model=ModelConfig(model="scripted"),
-                home=home,
-                runs_root=tmp_path,
-                rounds=1,
-                command=["test"],
-            )
-        )
-    )
+    options = scripted_options(home, tmp_path, rounds=1, command=["test"])
+    result = asyncio.run(run_session(options))
     run = result.run_dir.path
     snapshot = json.loads((run / "scenario.json").read_text())
     snapshot["scenario"]["branches"] = {"muddle_through_at": 4, "otherwise": "rupture"}

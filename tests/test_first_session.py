@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import events_of
+from conftest import events_of, scripted_options
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -380,17 +380,8 @@ def test_the_viewer_says_plainly_which_parties_were_narrated(home: Path, tmp_pat
 
     from majlis.workshop import build_data, write_html
 
-    result = asyncio.run(
-        run_session(
-            RunOptions(
-                model=ModelConfig(model="scripted"),
-                home=home,
-                runs_root=tmp_path,
-                rounds=1,
-                narrate=["washington", "tehran"],
-            )
-        )
-    )
+    options = scripted_options(home, tmp_path, rounds=1, narrate=["washington", "tehran"])
+    result = asyncio.run(run_session(options))
     path = result.run_dir.path
     facilitator = build_data(path, "facilitator")["outcome"]
     assert "usage" in facilitator and "score" in facilitator["parties"]["sudani"]

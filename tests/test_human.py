@@ -13,7 +13,7 @@ from typing import Any
 import click
 import click.testing
 import pytest
-from conftest import MAJLIS, environment, events_of
+from conftest import FEDERAL_ONLY, MAJLIS, environment, events_of
 from typer.testing import CliRunner
 
 from majlis.cli import app
@@ -179,14 +179,7 @@ def _answer(terminal: Terminal, payload: dict[str, Any], typed: str) -> dict[str
         return terminal(payload)
 
 
-KURDS_RED_LINE = {  # guarantees=federal_only is a red line of the Kurdish parties
-    "coalition": "remain",
-    "bilateral": "full_partnership",
-    "militias": "prosecute",
-    "us_response": "consent",
-    "guarantees": "federal_only",
-    "economy": "conditional",
-}
+KURDS_RED_LINE = FEDERAL_ONLY
 
 
 def test_the_trainee_reads_a_plain_brief_not_the_prompt(home: Path) -> None:

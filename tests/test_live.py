@@ -16,33 +16,27 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import chromium, events_of
+from conftest import FEDERAL_ONLY, chromium, events_of, scripted_options
 from test_privacy import CANARY, CanaryModel, may_see, plant_card_canaries
 
 from majlis.errors import UserError
 from majlis.model import Completion, LoopbackServer, ModelConfig, scripted_responder
-from majlis.run import LiveSession, RunOptions, prepare, turn_block
+from majlis.run import LiveSession, prepare, turn_block
 from majlis.workshop import LiveServer, read_annotations, serve_live
 
 TRAINEE = "sunnis"  # the last to speak: their proposal in round 2 is the one voted on
-RED_LINE = {  # guarantees=federal_only crosses a red line of the Sunni parties
-    "coalition": "remain",
-    "bilateral": "full_partnership",
-    "militias": "prosecute",
-    "us_response": "consent",
-    "guarantees": "federal_only",
-    "economy": "conditional",
-}
+RED_LINE = FEDERAL_ONLY  # its guarantees=federal_only crosses a red line of the Sunni parties
 
 
-def start_live(home: Path, runs: Path, base_url: str) -> tuple[LiveSession, LiveServer]:
-    opts = RunOptions(
-        model=ModelConfig(model="scripted", base_url=base_url),
-        humans=[TRAINEE],
-        home=home,
-        runs_root=runs,
-        rounds=2,
-    )
+def start_live(
+    home: Path, runs: Path, base_url: str | None = None, **more: Any
+) -> tuple[LiveSession, LiveServer]:
+    """A live session with the trainee in TRAINEE's seat (by default; `humans=` for
+    others), its server and its driver started. The agents: the scripted player behind
+    `base_url`, or in process without one."""
+    if base_url:
+        more["model"] = ModelConfig(model="scripted", base_url=base_url)
+    opts = scripted_options(home, runs, **({"humans": [TRAINEE], "rounds": 2} | more))
     live = LiveSession(prepare(opts))
     server = serve_live(live).start()
     live.start()
@@ -300,16 +294,7 @@ def test_the_facilitator_pushes_an_inject_that_reaches_every_next_prompt(
 @pytest.fixture
 def waiting(home: Path, tmp_path: Path) -> Iterator[tuple[LiveSession, LiveServer]]:
     """A live session (the in-process scripted player) waiting on the trainee's first move."""
-    opts = RunOptions(
-        model=ModelConfig(model="scripted"),
-        humans=[TRAINEE, "kurds"],
-        home=home,
-        runs_root=tmp_path,
-        rounds=1,
-    )
-    live = LiveSession(prepare(opts))
-    server = serve_live(live).start()
-    live.start()
+    live, server = start_live(home, tmp_path, humans=[TRAINEE, "kurds"], rounds=1)
     try:
         until(lambda: live.pending("kurds") or live.pending(TRAINEE))
         yield live, server

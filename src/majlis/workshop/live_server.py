@@ -193,16 +193,25 @@ class LiveServer(RunsServer):
 
 
 def page(kind: str, title: str, body: str, data: dict[str, Any]) -> str:
-    """A live page: its markup, its data (JSON that cannot close the script element), its
-    stylesheet and script from live_assets."""
+    """A live page: the frame shared by the pages around its own markup, with its data
+    (JSON that cannot close the script element), the stylesheet, and the shared script
+    before its own, all from live_assets."""
     assets = resources.files("majlis.workshop") / "live_assets"
-    css = (assets / "live.css").read_text(encoding="utf-8")
-    script = (assets / f"{kind}.js").read_text(encoding="utf-8")
-    shell = (assets / f"{kind}.html").read_text(encoding="utf-8")
+
+    def asset(name: str) -> str:
+        return (assets / name).read_text(encoding="utf-8")
+
     raw = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    parts = {"title": html.escape(title), "css": css, "body": body, "data": raw, "script": script}
-    # one pass over the shell: nothing put in is read again for a placeholder
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], shell)
+    title = html.escape(title)
+    # one pass over each template: nothing put in is read again for a placeholder
+    markup = _fill(asset(f"{kind}.html"), {"title": title, "body": body})
+    script = asset("common.js") + asset(f"{kind}.js")
+    parts = {"title": title, "css": asset("live.css"), "page": markup, "data": raw}
+    return _fill(asset("frame.html"), {**parts, "script": script})
+
+
+def _fill(template: str, parts: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], template)
 
 
 def serve_live(live: LiveSession, port: int = 0) -> LiveServer:

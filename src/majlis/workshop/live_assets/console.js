@@ -1,23 +1,11 @@
-"use strict";
 // The facilitator's console: polls the whole session about once a second; pause and
 // resume, push an inject (from the scenario's list or written on the spot), tag events,
 // and read any party's view. Writes are JSON with the console's key.
 (function () {
-  const data = JSON.parse(document.getElementById("live-data").textContent);
-  const $ = (id) => document.getElementById(id);
+  const { data, $, el } = Live;
   let over = false;
   let eventCount = -1;
   let viewKey = "";
-
-  function el(tag, attrs, ...kids) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const kid of kids) node.append(kid);
-    return node;
-  }
 
   data.injects.forEach((inject, i) => $("inject-pick").append(el("option", { value: String(i), text: inject.title })));
   $("inject-pick").addEventListener("change", () => {

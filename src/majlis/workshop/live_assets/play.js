@@ -1,31 +1,20 @@
-"use strict";
 // A trainee's page: polls its own state about once a second, builds the form for the
 // question waiting (only when a new one comes, so typing is never lost to a poll), and
 // sends the answer as JSON with its key. A package under the walk-away point or across a
 // red line comes back with warnings: the trainee confirms, or the answer is made
 // safe (a reject, or the move without its proposal).
 (function () {
-  const data = JSON.parse(document.getElementById("live-data").textContent);
-  const $ = (id) => document.getElementById(id);
+  const { data, $, el } = Live;
   const base = "/play/" + encodeURIComponent(data.party);
   let shownAsk = null;
   let recordLength = -1;
   let over = false;
 
-  function el(tag, attrs, ...kids) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "text") node.textContent = v;
-      else node.setAttribute(k, v);
-    }
-    for (const kid of kids) node.append(kid);
-    return node;
-  }
-
   $("who").textContent = "You play " + data.name;
 
   function statusWords(s) {
     if (s.status === "complete") return "The session is over.";
+    if (s.status === "stopped") return "The facilitator stopped the session.";
     if (s.status.startsWith("failed")) return "The session stopped: " + s.status;
     return s.paused ? "Paused by the facilitator." : "The session is running.";
   }
