@@ -387,3 +387,40 @@ def test_stopping_the_server_ends_a_session_that_waits_for_a_trainee(
     assert manifest["status"] == "failed" and "stopped before its end" in manifest["error"]
     with pytest.raises(UserError, match="the session has stopped"):
         live.answer(party, asked["id"], {"private_reasoning": "", "vote": "reject"}, True)
+
+
+def test_ctrl_c_on_serve_live_ends_the_process_and_says_where_the_record_is(
+    home: Path, tmp_path: Path
+) -> None:
+    """The whole command as a facilitator meets it: Ctrl-C while the trainee's question
+    waits ends the process at once (no thread left waiting for an answer), with a line
+    naming the run folder, which says the session was stopped."""
+    import signal
+    import subprocess
+
+    from conftest import MAJLIS, environment
+
+    proc = subprocess.Popen(
+        [*MAJLIS, "serve", str(tmp_path), "--live", "cornered-in-iraq", "--trainee", TRAINEE,
+         "--model", "scripted", "--home", str(home), "--port", "0"],
+        env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    said: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: said.extend(iter(proc.stdout.readline, "")))
+    reader.start()
+    try:
+        console = until(lambda: [w for line in said for w in line.split() if "/console?" in w])
+        state = console[0].replace("/console?", "/console/state?")
+        until(lambda: httpx.get(state).json()["waiting"] == {TRAINEE: "move"})
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        reader.join(10)
+    run = next(tmp_path.iterdir())
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    last = said[-1].strip()
+    assert last == f"the live session was stopped before its end; its record: {run}"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "stopped before its end" in manifest["error"]

@@ -97,6 +97,10 @@ def serve(
         pass
     finally:
         server.stop()
+    if live is not None:
+        session = server.session
+        ended = "ended" if session.status == "complete" else "was stopped before its end"
+        out.print(f"the live session {ended}; its record: {session.run_path}", soft_wrap=True)
 
 
 def _live_server(
