@@ -8,6 +8,7 @@ loopback server, which keeps every prompt, so a test can read what each party wa
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -309,7 +310,10 @@ def test_each_page_reads_and_writes_with_its_own_key_alone(
     links = server.links()
     key = {p: links[p].split("key=")[1] for p in (TRAINEE, "kurds")}
     base = server.url.rstrip("/")
-    assert httpx.get(links[TRAINEE]).status_code == 200
+    shown = httpx.get(links[TRAINEE])
+    assert shown.status_code == 200
+    (csp,) = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', shown.text)
+    assert csp.startswith("default-src &#x27;none&#x27;; script-src &#x27;sha256-")
     for url in (
         f"{base}/play/{TRAINEE}?key={key['kurds']}",  # another trainee's key
         f"{base}/play/{TRAINEE}/state?key=guess",

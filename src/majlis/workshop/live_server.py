@@ -15,7 +15,6 @@ routes are served: the runs index and its full views would show a trainee everyt
 from __future__ import annotations
 
 import html
-import json
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ..run import LiveSession, Risky
 from .live_views import briefing_html, console_state, scores_html, trainee_state
 from .serve import HOSTS, RunsServer, SecurityHeaders
 from .tags import Annotation, add_annotation, read_annotations
+from .viewer import csp_hash, embed_json
 
 
 @dataclass
@@ -195,19 +195,31 @@ class LiveServer(RunsServer):
 def page(kind: str, title: str, body: str, data: dict[str, Any]) -> str:
     """A live page: the frame shared by the pages around its own markup, with its data
     (JSON that cannot close the script element), the stylesheet, and the shared script
-    before its own, all from live_assets."""
+    before its own, all from live_assets. Its Content-Security-Policy allows that script
+    and stylesheet alone (by hash) and requests to this server only, so text a model
+    wrote can never run or load anything, whatever a page does with it."""
     assets = resources.files("majlis.workshop") / "live_assets"
 
     def asset(name: str) -> str:
         return (assets / name).read_text(encoding="utf-8")
 
-    raw = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    title = html.escape(title)
+    title, css = html.escape(title), asset("live.css")
+    script = asset("common.js") + asset(f"{kind}.js")
+    csp = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {csp_hash(script)}",
+            f"style-src {csp_hash(css)}",
+            "connect-src 'self'",
+            "img-src data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+        ]
+    )
     # one pass over each template: nothing put in is read again for a placeholder
     markup = _fill(asset(f"{kind}.html"), {"title": title, "body": body})
-    script = asset("common.js") + asset(f"{kind}.js")
-    parts = {"title": title, "css": asset("live.css"), "page": markup, "data": raw}
-    return _fill(asset("frame.html"), {**parts, "script": script})
+    parts = {"title": title, "css": css, "page": markup, "data": embed_json(data)}
+    return _fill(asset("frame.html"), {**parts, "script": script, "csp": html.escape(csp)})
 
 
 def _fill(template: str, parts: dict[str, str]) -> str:
