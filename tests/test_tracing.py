@@ -4,6 +4,7 @@ semantic-convention attributes of each model call, and no private material in an
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ async def test_a_session_makes_the_span_tree_with_genai_attributes(
     for c in calls:
         a = c.attributes
         assert c.kind is SpanKind.CLIENT and c.status.status_code is not StatusCode.ERROR
+        turn = _parent(c, ids)  # made when the round ends, the call's own times kept
+        assert turn.start_time <= c.start_time <= c.end_time <= turn.end_time
         assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
         assert a["gen_ai.request.model"] == a["gen_ai.response.model"] == "scripted"
         assert a["gen_ai.response.finish_reasons"] == ("stop",)
@@ -157,6 +160,28 @@ async def test_public_messages_only_when_asked_and_never_private_text(
     private += [e["content"]["reasoning"] for e in events_of(result) if e["type"] == "private_note"]
     text = _texts(found)
     assert [p for p in private if p in text] == []
+
+
+def test_spans_held_in_a_block_are_made_together(spans: InMemorySpanExporter) -> None:
+    """A call's span recorded inside a turn's block waits for its holder's `make`, with its
+    own times and its turn as parent; inside a block of a holder already made, at once."""
+    held = tracing.Held()
+    with tracing.Current(tracing.start("majlis.turn"), held) as turn:
+        began = time.time_ns()
+        tracing.over("chat m", began, dict, {"gen_ai.request.model": "m"}, client=True)
+        ended = time.time_ns()
+    assert [s.name for s in spans.get_finished_spans()] == ["majlis.turn"]
+    held.make()
+    ended_turn, call = spans.get_finished_spans()
+    assert call.name == "chat m" and call.parent.span_id == turn.get_span_context().span_id
+    assert call.kind is SpanKind.CLIENT and dict(call.attributes) == {"gen_ai.request.model": "m"}
+    assert ended_turn.start_time <= began == call.start_time <= call.end_time <= ended
+    assert call.end_time <= ended_turn.end_time
+    with tracing.Current(tracing.start("majlis.vote"), held):
+        tracing.over("chat late", time.time_ns(), dict, error=RuntimeError("a secret"))
+    late = spans.get_finished_spans()[2]
+    assert late.name == "chat late" and late.status.status_code is StatusCode.ERROR
+    assert dict(late.attributes) == {"error.type": "RuntimeError"}
 
 
 async def test_no_spans_when_tracing_is_off(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ import contextlib
 import importlib.metadata
 import os
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from .errors import UserError
@@ -31,6 +33,13 @@ _UNSET: Any = object()
 _tracer: Any = _UNSET  # the tracer, None when tracing is off; resolved on first use
 _provider: Any = None  # the provider `setup` made, flushed by `flush`
 _content = False  # whether public message text may go into spans
+# opentelemetry's functions the spans need, bound once a tracer is found (`_bind`) so that
+# no span imports them again, and this module imports nothing of the SDK before then
+_in_context: Any = None  # trace.set_span_in_context
+_attach: Any = None
+_detach: Any = None
+_kinds: Any = None  # SpanKind (INTERNAL, CLIENT)
+_current: Any = None  # context.get_current
 
 # exceptions that pause a graph rather than fail it (langgraph's interrupts), by class name
 # so that this module need not import langgraph
@@ -105,7 +114,7 @@ def use(provider: Any) -> None:
     and for programs that build their own provider rather than set the global one."""
     global _tracer, _provider, _content
     _provider = provider
-    _tracer = None if provider is None else provider.get_tracer("majlis", _version())
+    _tracer = None if provider is None else _bind(provider.get_tracer("majlis", _version()))
     _content = os.environ.get("MAJLIS_TRACE_CONTENT", "") == "1"
 
 
@@ -126,7 +135,18 @@ def _global_tracer() -> Any:
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
-    return provider.get_tracer("majlis", _version())
+    return _bind(provider.get_tracer("majlis", _version()))
+
+
+def _bind(found: Any) -> Any:
+    """Keep the few opentelemetry functions each span uses at hand; `found`, the tracer."""
+    global _in_context, _attach, _detach, _kinds, _current
+    from opentelemetry import context, trace
+
+    _in_context = trace.set_span_in_context
+    _attach, _detach, _current = context.attach, context.detach, context.get_current
+    _kinds = (trace.SpanKind.INTERNAL, trace.SpanKind.CLIENT)
+    return found
 
 
 def _version() -> str:
@@ -153,47 +173,125 @@ def attributes(pairs: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-@contextlib.contextmanager
 def span(
     name: str, attrs: Mapping[str, Any] | None = None, parent: Any = None, client: bool = False
-) -> Iterator[Any]:
+) -> Current:
     """A span, current inside the block, a child of `parent` (a span) or else of the
     current one; None when tracing is off. An exception marks it failed by its type alone."""
-    t = tracer()
-    if t is None:
-        yield None
-        return
-    from opentelemetry import context, trace
+    return Current(start(name, attributes(attrs) if attrs else None, parent, client))
 
-    ctx = trace.set_span_in_context(parent) if parent is not None else None
-    kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
-    # started and made current by hand: the SDK's start_as_current_span nests two more
-    # generator context managers, a measurable share of a span's cost
-    s = t.start_span(name, context=ctx, kind=kind, attributes=attributes(attrs or {}))
-    token = context.attach(trace.set_span_in_context(s))
-    try:
-        yield s
-    except BaseException as exc:
-        failed(s, exc)
-        raise
-    finally:
-        context.detach(token)
+
+class Current:
+    """`with Current(span, held) as s:` makes a started span current inside the block and
+    ends it after, marked failed by an exception's type (see `failed`); the spans `over`
+    records inside go into `held`, if given. A span of None does nothing. A class rather
+    than a generator's context manager: it is entered once per turn."""
+
+    __slots__ = ("_held", "_token", "held", "span")
+
+    def __init__(self, span: Any, held: Held | None = None) -> None:
+        self.span, self.held = span, held
+        self._token: Any = None
+        self._held: Any = None
+
+    def __enter__(self) -> Any:
+        if self.span is not None:
+            self._token = _attach(_in_context(self.span))
+            if self.held is not None:
+                self._held = _holding.set(self.held)
+        return self.span
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        s = self.span
+        if s is None:
+            return
+        if self._held is not None:
+            _holding.reset(self._held)
+        _detach(self._token)
+        if exc is not None:
+            failed(s, exc)
         s.end()
 
 
+class Held(list[tuple[Any, ...]]):
+    """Spans that are over, recorded by `over` inside a `Current` block given this list, to
+    be made together by `make` (a session's, when its round ends)."""
+
+    open = True
+
+    def make(self) -> None:
+        """Make the spans held so far; any recorded after this are made at once."""
+        self.open = False
+        _make(self)
+        self.clear()
+
+
+# the spans that `over` holds back go into this list, if any (inside a `Current` block)
+_holding: ContextVar[Held | None] = ContextVar("majlis_held_spans", default=None)
+
+
+def over(
+    name: str,
+    began: int,
+    attrs_of: Callable[..., dict[str, Any]],
+    *args: Any,
+    client: bool = False,
+    error: BaseException | None = None,
+) -> None:
+    """The span of something that began at `began` (`time.time_ns`) and is over now (a model
+    call), a child of the current span, its attributes `attrs_of(*args)` (no None values),
+    failed if `error` (see `failed`). Nothing nests under such a span and nothing reads it
+    while it runs, so it is made only once it is over, with all its attributes at once.
+    Inside a `Current` block that holds spans, later still: its times and parent are taken
+    now, its attributes are worked out and the span made when the holder's `make` runs,
+    with the others it holds, one after another. The SDK's code for a span costs several
+    times as much run once between two stretches of other work (out of the processor's
+    caches) as run again straight after. Nothing when tracing is off."""
+    if (_tracer if _tracer is not _UNSET else tracer()) is None:
+        return
+    record = (name, began, time.time_ns(), client, _current(), error, attrs_of, args)
+    held = _holding.get()
+    if held is not None and held.open:
+        held.append(record)
+    else:
+        _make([record])
+
+
+def _make(records: list[tuple[Any, ...]]) -> None:
+    t = _tracer if _tracer is not _UNSET else tracer()
+    if t is None:
+        return
+    for name, began, ended, client, ctx, error, attrs_of, args in records:
+        s = t.start_span(name, ctx, _kinds[client], attrs_of(*args), start_time=began)
+        if error is not None:
+            failed(s, error)
+        s.end(ended)
+
+
 def start(
-    name: str, attrs: Mapping[str, Any] | None = None, parent: Any = None, client: bool = False
+    name: str,
+    attrs: Mapping[str, Any] | None = None,
+    parent: Any = None,
+    client: bool = False,
+    *,
+    within: Any = None,
 ) -> Any:
-    """A span the caller ends, never made current (a session, a round, a model call),
-    a child of `parent` or else of the current span; None when tracing is off."""
-    t = tracer()
+    """A span the caller ends (a session, a round; a turn, which `Current` makes current):
+    a child of `parent` (a span), or of the span a context from `within` holds (kept by a
+    caller that starts many children under one span), or else of the current span; None
+    when tracing is off. `attrs` without None values (see `attributes`)."""
+    t = _tracer if _tracer is not _UNSET else tracer()
     if t is None:
         return None
-    from opentelemetry import trace
+    if parent is not None:
+        within = _in_context(parent)
+    return t.start_span(name, within, _kinds[client], attrs)
 
-    ctx = trace.set_span_in_context(parent) if parent is not None else None
-    kind = trace.SpanKind.CLIENT if client else trace.SpanKind.INTERNAL
-    return t.start_span(name, context=ctx, kind=kind, attributes=attributes(attrs or {}))
+
+def within(parent: Any) -> Any:
+    """The context whose current span is `parent`, for `start(..., within=)` (None: the
+    current context, and so the current span, at each start)."""
+    return None if parent is None else _in_context(parent)
 
 
 def failed(s: Any, exc: BaseException) -> None:

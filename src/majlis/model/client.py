@@ -22,7 +22,7 @@ from ..errors import BudgetExceeded, MajlisError, ModelBehaviourError
 from .backend import Backend, CachingBackend, Reply, ScriptedBackend
 from .budget import Meter
 from .cache import ResponseCache, SampleCounter
-from .calltrace import traced_chat
+from .calltrace import CallSpans, traced_chat
 from .config import ModelConfig
 from .failures import brief_error
 from .openai_backend import OpenAIBackend
@@ -100,6 +100,7 @@ class ModelClient:
         self.config = config
         self.backend = backend
         self.meters = meters or []  # budgets this client spends against
+        self._spans: CallSpans | None = None  # its calls' span name and attributes, if traced
 
     async def ask(
         self, messages: list[dict[str, str]], output: type[M], schema: dict[str, Any]
@@ -142,8 +143,9 @@ class ModelClient:
         if tracing.tracer() is None:
             last = await self.backend.chat(asking.convo, name, schema)
         else:
+            spans = self._spans = self._spans or CallSpans(self.config)
             args = (asking.convo, name, schema, asking.attempts)
-            last = await traced_chat(self.backend, self.config, *args)
+            last = await traced_chat(self.backend, spans, *args)
         asking.last = last
         if not last.cached:
             for meter in self.meters:

@@ -26,11 +26,16 @@ Node = Callable[[Any, Any], Awaitable[dict[str, Any]]]
 
 
 class SessionTrace:
-    """The open spans of one session: its own and the current round's (None when off)."""
+    """The open spans of one session: its own and the current round's (None when off); the
+    context a turn's or vote's span starts in (the round's, else the session's), built
+    once per round rather than once per turn; and the round's model calls, whose spans are
+    made together when it ends (see `tracing.over`)."""
 
     def __init__(self, span: Any = None) -> None:
         self.span = span
         self.round: Any = None
+        self.under: Any = tracing.within(span)
+        self.calls: Any = None if span is None else tracing.Held()
 
     @classmethod
     def begin(cls, manifest: Any, fresh: bool) -> SessionTrace:
@@ -44,18 +49,24 @@ class SessionTrace:
             "majlis.parties": list(manifest.parties),
             "majlis.resumed": not fresh,
         }
-        return cls(tracing.start("majlis.session", attrs))
+        return cls(tracing.start("majlis.session", tracing.attributes(attrs)))
 
     def begin_round(self, number: int) -> None:
         if self.span is None:
             return
         self.end_round()
-        self.round = tracing.start("majlis.round", {"majlis.round": number}, parent=self.span)
+        self.round = tracing.start("majlis.round", {"majlis.round": number}, self.span)
+        self.under = tracing.within(self.round)
+        self.calls = tracing.Held()
 
     def end_round(self) -> None:
+        """The round's call spans made, then the round's own ended."""
+        if self.calls:
+            self.calls.make()
         if self.round is not None:
             self.round.end()
             self.round = None
+            self.under = tracing.within(self.span)
 
     def close(self, exc: BaseException | None = None, outcome: Any = None) -> None:
         """End the open round and the session: failed by the error's type, or with the
@@ -74,12 +85,14 @@ class SessionTrace:
                 }
             )
         self.span.end()
-        self.span = None
+        self.span = self.under = self.calls = None
 
 
 def traced_node(kind: str, node: Node) -> Node:
     """The graph node `node` with its spans: `facilitator` opens a round, `adjudicate`
-    closes it, `turn` and `vote` run inside a span of their own under the round."""
+    closes it, `turn` and `vote` run inside a span of their own under the round, current
+    there so that the model calls the node makes nest under it."""
+    name = f"majlis.{kind}"
 
     @functools.wraps(node)
     async def wrapped(state: Any, runtime: Any) -> dict[str, Any]:
@@ -96,19 +109,21 @@ def traced_node(kind: str, node: Node) -> Node:
         attrs = {"majlis.round": state["round"]}
         if kind == "turn":
             attrs["majlis.party"] = state["order"][state["turn"]]
-        with tracing.span(f"majlis.{kind}", attrs, parent=trace.round or trace.span) as span:
+        with tracing.Current(tracing.start(name, attrs, within=trace.under), trace.calls) as span:
             update = await node(state, runtime)
-            span.set_attributes(_made(update.get("events") or []))
+            made = _made(update.get("events"))
+            if made and span is not None:
+                span.set_attributes(made)
         return update
 
     return wrapped
 
 
-def _made(events: list[dict[str, Any]]) -> dict[str, Any]:
+def _made(events: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     """What a span may say of the events its node made: their sequence numbers, whether a
     turn failed, and (if asked for) the public message: no other content."""
     if not events:
-        return {}
+        return None
     out: dict[str, Any] = {
         "majlis.seq.first": events[0]["seq"],
         "majlis.seq.last": events[-1]["seq"],
