@@ -253,3 +253,24 @@ def test_ctrl_c_at_a_question_ends_the_process_at_once(home: Path, tmp_path: Pat
     last = proc.stderr.read().strip().splitlines()[-1]
     assert proc.returncode == 130, last
     assert last.startswith("majlis: interrupted; the run is kept, to go on with: majlis resume ")
+
+
+def test_an_input_that_ends_at_a_question_is_one_line_and_exit_2(
+    home: Path, tmp_path: Path
+) -> None:
+    """`majlis run --human` with nothing more to read (a closed stdin, Ctrl-D): one line
+    that says so and where the run is kept, exit 2, and no traceback."""
+    from conftest import majlis_process
+
+    res = majlis_process(
+        "run", "--model", "scripted", "--human", "sunnis", "--quiet",
+        "--home", str(home), "--out", str(tmp_path), timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    (run,) = tmp_path.iterdir()
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "majlis: error: the input ended before an answer for sunnis; the run is kept, to go "
+        f"on with: majlis resume {run}"
+    ]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "input ended" in manifest["error"]

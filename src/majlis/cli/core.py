@@ -96,7 +96,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            fail(f"majlis: error: {exc}")
+            fail(f"majlis: error: {exc}{_kept(exc)}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
             fail(f"majlis: interrupted{_kept(exc)}")

@@ -16,7 +16,7 @@ from typing import Any
 import click
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ModelBehaviourError
+from ..errors import ModelBehaviourError, UserError
 from ..model import Answer, Backend, ModelConfig, Reply, Usage
 from ..protocol import Briefing, briefing_text, record_line
 from .log import HUMAN
@@ -80,7 +80,11 @@ class Terminal:
             self.shown_system = True
         self._show_record(user)
         self._show_turn(user, payload["task"])
-        return self._vote(payload) if payload["task"] == "vote" else self._move(payload)
+        try:
+            return self._vote(payload) if payload["task"] == "vote" else self._move(payload)
+        except click.Abort:  # the input ended (a closed stdin, Ctrl-D): no answer will come
+            self.echo("")
+            raise UserError(f"the input ended before an answer for {payload['party']}") from None
 
     def _show_record(self, user: str) -> None:
         record = user.split("<record>", 1)[1].split("</record>", 1)[0]
