@@ -83,6 +83,9 @@ def _leave_if_asking(code: int) -> None:
     import threading
 
     if any(t.name == "majlis-ask" and t.is_alive() for t in threading.enumerate()):
+        traces = sys.modules.get("majlis.tracing")  # exit handlers will not run: send spans now
+        if traces is not None:
+            traces.flush()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -99,7 +99,12 @@ def serve(
         server.stop()
     if live is not None:
         session = server.session
-        ended = "ended" if session.status == "complete" else "was stopped before its end"
+        status = session.status
+        ended = "was stopped before its end"
+        if status == "complete":
+            ended = "ended"
+        elif status.startswith("failed: "):
+            ended = f"stopped on an error ({status.removeprefix('failed: ')})"
         out.print(f"the live session {ended}; its record: {session.run_path}", soft_wrap=True)
 
 
