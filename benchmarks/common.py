@@ -178,6 +178,27 @@ def server_process(
         srv.close()
 
 
+@contextlib.contextmanager
+def pinned(other: int) -> Iterator[list[int] | None]:
+    """This process on one core and process `other` (the server) on another, for the block,
+    when there are two cores or more to choose from (Linux): yields the two cores, or None
+    where nothing was pinned. A measured process that shares its core with nothing it
+    talks to strays less from one run to the next."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cores) < 2:
+        yield None
+        return
+    theirs = os.sched_getaffinity(other)
+    os.sched_setaffinity(0, {cores[0]})
+    os.sched_setaffinity(other, {cores[1]})
+    try:
+        yield cores[:2]
+    finally:
+        os.sched_setaffinity(0, set(cores))
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(other, theirs)
+
+
 def turn_of(body: dict[str, Any]) -> dict[str, Any]:
     """The <turn> block of a move or vote request: task, party, round."""
     user = body["messages"][-1]["content"]

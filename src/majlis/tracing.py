@@ -118,6 +118,11 @@ def use(provider: Any) -> None:
     _content = os.environ.get("MAJLIS_TRACE_CONTENT", "") == "1"
 
 
+def provider() -> Any:
+    """The SDK tracer provider `setup` or `use` chose, or None."""
+    return _provider
+
+
 def tracer() -> Any:
     """The tracer spans come from, or None when tracing is off (the common case, and cheap).
     Unless `setup` or `use` chose one, the global provider's, if a program has set one."""
