@@ -22,10 +22,14 @@ from majlis.model import (
     Aimd,
     Completion,
     EndpointLimits,
+    FaultPlan,
     LoopbackServer,
+    ModelConfig,
     TokenBucket,
+    make_client,
     scripted_responder,
 )
+from majlis.protocol import Vote, strict_schema
 
 # (event, argument, limit after it): "send" takes the requests in flight with it (itself
 # included) and checks the ticket it is given; "ok" is a clean reply; "429" a refusal of
@@ -162,6 +166,34 @@ def test_fixed_limits_hear_nothing_and_auto_ones_are_shared_by_workers() -> None
     slots = auto.get("x", 3)
     assert isinstance(slots, AdaptiveLimit)
     assert slots.rule.ceiling == 3 and heard == [("x", 1)]  # worker 1 of 3: 4 // 3 to start
+
+
+# what each transport fault does to an adaptive limit: those that say the endpoint has too
+# much (a refusal, no capacity, a slow upstream, an answer that never came) cut it; those
+# that say something broke leave it
+CUTS = {"429": True, "503": True, "hang": True, "500": False, "drop": False, "bad_json": False}
+
+
+@pytest.mark.parametrize("kind", CUTS)
+async def test_overload_cuts_the_limit_and_breakage_does_not(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("majlis.model.openai_backend._backoff", lambda n: 0.02)
+    heard: list[int] = []
+    limits = EndpointLimits(auto=16, on_change=lambda _key, limit: heard.append(limit))
+    plan = FaultPlan.at([1], kind, retry_after=0.05, hang=1.0)
+    vote = '{"private_reasoning": "fine", "vote": "accept"}'
+    msgs = [{"role": "system", "content": "vote"}, {"role": "user", "content": "vote now"}]
+    with LoopbackServer(lambda _body: Completion(vote), fault=plan) as srv:
+        config = ModelConfig(model="m", base_url=srv.base_url, timeout=0.4, max_retries=2)
+        client = make_client(config, limits)
+        try:
+            answer = await client.ask(msgs, Vote, strict_schema(Vote))
+        finally:
+            await client.backend.aclose()
+            plan.stop()
+    assert plan.injected == [(1, kind)] and answer.value.vote == "accept"
+    assert heard == ([4, 3] if CUTS[kind] else [4]), "four, cut to three quarters, or left be"
 
 
 async def test_the_bucket_refuses_past_its_rate_with_the_wait() -> None:

@@ -3,8 +3,9 @@
 `Aimd` is the rule, with no clock and no event loop, so a table of events pins it down:
 start modestly, add one after each window of clean replies (a window is as many replies as
 the limit, so the limit grows by about one per round trip, as TCP's congestion window
-does), cut it to three quarters on a refusal (429, or any answer with a Retry-After),
-never below one nor above the ceiling. A burst of refusals counts once: requests are numbered as they are
+does), cut it to three quarters on a refusal (a 429, 503 or 504, any answer with a
+Retry-After, or a request timed out: see `openai_backend._overloaded`), never below one
+nor above the ceiling. A burst of refusals counts once: requests are numbered as they are
 sent, and a refusal of a request sent before the last cut says nothing new about the limit
 already cut. The limit grows only when it was in use: a window in which fewer than half of
 its slots were ever taken proves nothing about a larger one.
@@ -63,7 +64,7 @@ class Aimd:
         return grow
 
     def refused(self, ticket: int | None) -> bool:
-        """The request `ticket` was refused (429, Retry-After). True if the limit changed:
+        """The request `ticket` was refused (429, Retry-After, timeout). True if the limit changed:
         cut, once for every request that was under way when it was sent."""
         if ticket is not None and ticket < self.epoch:
             return False  # one of the burst the last cut answered already

@@ -101,6 +101,19 @@ def _fault(exc: Exception) -> tuple[str, int | None, float | None] | None:
     return str(status), status, after if after is not None and after > 0 else None
 
 
+# statuses that say the endpoint has more than it can take now, rather than that something
+# broke: too many requests, no capacity (a hosted API's "overloaded"), an upstream too slow
+OVERLOADED = frozenset({429, 503, 504})
+
+
+def _overloaded(kind: str, status: int | None, after: float | None) -> bool:
+    """Whether a transport fault says to send less at once (an adaptive limit is cut): a
+    status that says so, any wait the server names, or no answer within the timeout (a
+    server that cannot keep up answers late before it answers at all). A 500, a dropped
+    connection or a reply cut short say something broke, not that there was too much."""
+    return status in OVERLOADED or after is not None or kind == "timeout"
+
+
 def _plainer(a: Dialect, b: Dialect) -> Dialect:
     return DIALECTS[max(DIALECTS.index(a), DIALECTS.index(b))]
 
@@ -231,7 +244,7 @@ class OpenAIBackend(Backend):
             self.dialect = DIALECTS[DIALECTS.index(self.dialect) + 1]
             return True
         fault = _fault(exc)
-        if fault is not None and (fault[1] == 429 or fault[2] is not None):
+        if fault is not None and _overloaded(*fault):
             self.limits.refused(self.endpoint, call.ticket, fault[2])  # told to slow down
         if fault is None or call.left <= 0:
             return False

@@ -182,8 +182,9 @@ class EndpointLimits:
             sem.replied()
 
     def refused(self, key: str, ticket: int | None, after: float | None) -> None:
-        """The endpoint refused request `ticket` (a 429, or asked to wait `after` s): an
-        adaptive limit is cut, and holds new requests back for the wait."""
+        """The endpoint refused request `ticket` or could not keep up with it (a 429, 503 or
+        504, a wait of `after` s asked for, a timeout): an adaptive limit is cut, and holds
+        new requests back for the wait."""
         sem = self._sems.get(key)
         if isinstance(sem, AdaptiveLimit):
             sem.refused(ticket, after)
