@@ -1,12 +1,24 @@
-"""Cached replies: an identical re-run makes no model calls and writes the same events."""
+"""Cached replies: an identical re-run makes no model calls and writes the same events; a
+replay says why the model stopped, as the first answer did (for its call's span)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from conftest import events_of, stable
 
-from majlis.model import LoopbackServer, ModelConfig, ResponseCache, scripted_responder
+from majlis.model import (
+    Completion,
+    LoopbackServer,
+    ModelConfig,
+    ResponseCache,
+    SampleCounter,
+    Usage,
+    scripted_responder,
+)
+from majlis.model.backend import CachingBackend
+from majlis.model.openai_backend import OpenAIBackend
 from majlis.run import RunOptions, run_session
 
 
@@ -45,3 +57,42 @@ async def test_a_different_seed_misses_the_cache(home: Path, tmp_path: Path) -> 
             RunOptions(model=ModelConfig(model="scripted", base_url=srv.base_url), seed=2, **base)
         )
         assert srv.calls == 2 * calls
+
+
+# the replies table as the first cache files wrote it, before finish_reason was kept
+OLD_TABLE = """
+CREATE TABLE replies (
+    key TEXT NOT NULL, sample INTEGER NOT NULL, text TEXT NOT NULL, usage TEXT NOT NULL,
+    call_id TEXT NOT NULL, model TEXT, fingerprint TEXT, created REAL NOT NULL,
+    PRIMARY KEY (key, sample)
+)
+"""
+
+
+async def test_a_replay_says_why_the_model_stopped_and_old_files_are_upgraded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cache.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(OLD_TABLE)
+        db.execute(
+            "INSERT INTO replies VALUES ('old', 0, '{}', ?, 'chatcmpl-old', 'm', NULL, 0)",
+            (Usage(prompt_tokens=1, completion_tokens=1).model_dump_json(),),
+        )
+    cache = ResponseCache(path)
+    old = cache.get("old", 0)
+    assert old is not None and old["text"] == "{}" and old["finish_reason"] is None
+    msgs = [{"role": "user", "content": "vote now"}]
+    with LoopbackServer(lambda _body: Completion('{"vote": "accept"}')) as srv:
+        config = ModelConfig(model="m", base_url=srv.base_url)
+        backend = CachingBackend(OpenAIBackend(config), config, cache, SampleCounter())
+        try:
+            fresh = await backend.chat(msgs, "vote", {"type": "object"})
+            backend.counter = SampleCounter()  # a new session asks the same again
+            replayed = await backend.chat(msgs, "vote", {"type": "object"})
+        finally:
+            await backend.aclose()
+        assert srv.calls == 1
+    assert replayed.cached and not fresh.cached
+    assert fresh.finish_reason == replayed.finish_reason == "stop"
+    cache.close()

@@ -133,9 +133,17 @@ class CachingBackend(Backend):
                 hit["model"],
                 hit["fingerprint"],
                 cached=True,
+                finish_reason=hit["finish_reason"],
             )
         reply = await self.inner.chat(messages, schema_name, schema)
         self.cache.put(
-            key, sample, reply.text, reply.usage, reply.call_id, reply.model, reply.fingerprint
+            key,
+            sample,
+            reply.text,
+            reply.usage,
+            reply.call_id,
+            reply.model,
+            reply.fingerprint,
+            reply.finish_reason,
         )
         return reply

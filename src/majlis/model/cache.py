@@ -23,9 +23,13 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT NOT NULL, sample INTEGER NOT NULL, text TEXT NOT NULL, usage TEXT NOT NULL,
     call_id TEXT NOT NULL, model TEXT, fingerprint TEXT, created REAL NOT NULL,
+    finish_reason TEXT,
     PRIMARY KEY (key, sample)
 )
 """
+# columns added since the first cache files were written: (name, type), added in place to
+# a file that lacks them (its rows read back None there)
+_ADDED = (("finish_reason", "TEXT"),)
 
 
 def request_key(parts: dict[str, Any]) -> str:
@@ -65,13 +69,28 @@ class ResponseCache:
                 time.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        self._upgrade()
         self._lock = threading.Lock()
         self.stats = CacheStats()
+
+    def _upgrade(self) -> None:
+        """Add the columns an older cache file lacks. Workers opening one file at once may
+        race to add the same column: the one that loses finds it there."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}
+        for name, kind in _ADDED:
+            if name in have:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE replies ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
 
     def get(self, key: str, sample: int) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, usage, call_id, model, fingerprint FROM replies WHERE key=? AND sample=?",
+                "SELECT text, usage, call_id, model, fingerprint, finish_reason FROM replies"
+                " WHERE key=? AND sample=?",
                 (key, sample),
             ).fetchone()
         if row is None:
@@ -84,6 +103,7 @@ class ResponseCache:
             "call_id": row[2],
             "model": row[3],
             "fingerprint": row[4],
+            "finish_reason": row[5],
         }
 
     def put(
@@ -95,10 +115,12 @@ class ResponseCache:
         call_id: str,
         model: str | None,
         fingerprint: str | None,
+        finish_reason: str | None = None,
     ) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO replies (key, sample, text, usage, call_id, model,"
+                " fingerprint, created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     sample,
@@ -108,6 +130,7 @@ class ResponseCache:
                     model,
                     fingerprint,
                     time.time(),
+                    finish_reason,
                 ),
             )
 
