@@ -178,25 +178,34 @@ def server_process(
         srv.close()
 
 
-@contextlib.contextmanager
-def pinned(other: int) -> Iterator[list[int] | None]:
-    """This process on one core and process `other` (the server) on another, for the block,
-    when there are two cores or more to choose from (Linux): yields the two cores, or None
-    where nothing was pinned. A measured process that shares its core with nothing it
-    talks to strays less from one run to the next."""
+def two_cores() -> list[int] | None:
+    """Two cores this process may run on (Linux), or None where there are fewer."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    if len(cores) < 2:
-        yield None
+    return cores[:2] if len(cores) >= 2 else None
+
+
+@contextlib.contextmanager
+def pinned(core: int | None) -> Iterator[None]:
+    """Every thread of this process on `core` alone for the block, and the threads it
+    starts there too (they inherit the mask); None: nothing pinned. A measured process that
+    shares its core with nothing it talks to (a server pinned to another with its `--cpu`)
+    strays less from one run to the next."""
+    if core is None:
+        yield
         return
-    theirs = os.sched_getaffinity(other)
-    os.sched_setaffinity(0, {cores[0]})
-    os.sched_setaffinity(other, {cores[1]})
+    before = os.sched_getaffinity(0)
     try:
-        yield cores[:2]
+        _every_thread({core})
+        yield
     finally:
-        os.sched_setaffinity(0, set(cores))
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(other, theirs)
+        _every_thread(before)
+
+
+def _every_thread(cores: set[int]) -> None:
+    """`sched_setaffinity` acts on one thread: each of this process's gets the mask."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cores)
 
 
 def turn_of(body: dict[str, Any]) -> dict[str, Any]:

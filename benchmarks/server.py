@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -101,7 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--responder", choices=sorted(RESPONDERS), default="canned")
     ap.add_argument("--rate", type=float, help="rate limit: requests a second (default none)")
     ap.add_argument("--burst", type=float, default=1.0, help="rate limit: the largest burst")
+    ap.add_argument("--cpu", type=int, help="run on this core alone (Linux)")
     args = ap.parse_args(argv)
+    if args.cpu is not None:  # before any thread starts: each new one inherits the mask
+        os.sched_setaffinity(0, {args.cpu})
     bucket = None if args.rate is None else TokenBucket(args.rate, args.burst)
     server = BenchServer(RESPONDERS[args.responder](), latency=args.latency, fault=bucket).start()
     print(json.dumps({"base_url": server.base_url}), flush=True)

@@ -29,6 +29,7 @@ from majlis.model import (
     make_client,
     scripted_responder,
 )
+from majlis.model.openai_backend import _overloaded
 from majlis.protocol import Vote, strict_schema
 
 # (event, argument, limit after it): "send" takes the requests in flight with it (itself
@@ -181,7 +182,8 @@ async def test_overload_cuts_the_limit_and_breakage_does_not(
     monkeypatch.setattr("majlis.model.openai_backend._backoff", lambda n: 0.02)
     heard: list[int] = []
     limits = EndpointLimits(auto=16, on_change=lambda _key, limit: heard.append(limit))
-    plan = FaultPlan.at([1], kind, retry_after=0.05, hang=1.0)
+    # a 429 that names no wait (retry-after: 0): the status alone must cut the limit
+    plan = FaultPlan.at([1], kind, retry_after=0, hang=1.0)
     vote = '{"private_reasoning": "fine", "vote": "accept"}'
     msgs = [{"role": "system", "content": "vote"}, {"role": "user", "content": "vote now"}]
     with LoopbackServer(lambda _body: Completion(vote), fault=plan) as srv:
@@ -194,6 +196,27 @@ async def test_overload_cuts_the_limit_and_breakage_does_not(
             plan.stop()
     assert plan.injected == [(1, kind)] and answer.value.vote == "accept"
     assert heard == ([4, 3] if CUTS[kind] else [4]), "four, cut to three quarters, or left be"
+
+
+@pytest.mark.parametrize(
+    ("fault", "cut"),
+    [
+        (("429", 429, None), True),
+        (("503", 503, None), True),
+        (("504", 504, None), True),
+        (("500", 500, 2.0), True),  # a named wait says to slow down, whatever the status
+        (("timeout", None, None), True),
+        (("500", 500, None), False),
+        (("502", 502, None), False),
+        (("408", 408, None), False),
+        (("connection", None, None), False),
+        (("cut_json", None, None), False),
+    ],
+)
+def test_which_faults_say_the_endpoint_has_too_much(
+    fault: tuple[str, int | None, float | None], cut: bool
+) -> None:
+    assert _overloaded(*fault) is cut
 
 
 async def test_the_bucket_refuses_past_its_rate_with_the_wait() -> None:

@@ -1,8 +1,10 @@
 """Cached replies: an identical re-run makes no model calls and writes the same events; a
-replay says why the model stopped, as the first answer did (for its call's span)."""
+replay says why the model stopped, as the first answer did (for its call's span), and a
+cache file stays one an older majlis can write to."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -59,7 +61,8 @@ async def test_a_different_seed_misses_the_cache(home: Path, tmp_path: Path) -> 
         assert srv.calls == 2 * calls
 
 
-# the replies table as the first cache files wrote it, before finish_reason was kept
+# the replies table as every majlis writes it, and as the one before finish reasons were
+# kept still does (its INSERT names no columns: the table must keep its shape)
 OLD_TABLE = """
 CREATE TABLE replies (
     key TEXT NOT NULL, sample INTEGER NOT NULL, text TEXT NOT NULL, usage TEXT NOT NULL,
@@ -67,32 +70,38 @@ CREATE TABLE replies (
     PRIMARY KEY (key, sample)
 )
 """
+OLD_INSERT = "INSERT OR REPLACE INTO replies VALUES (?, ?, '{}', ?, 'chatcmpl-old', 'm', NULL, 0)"
 
 
-async def test_a_replay_says_why_the_model_stopped_and_old_files_are_upgraded(
+async def test_a_replay_says_why_the_model_stopped_and_old_files_work_both_ways(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "cache.sqlite"
-    with sqlite3.connect(path) as db:
+    usage = Usage(prompt_tokens=1, completion_tokens=1).model_dump_json()
+    with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute(OLD_TABLE)
-        db.execute(
-            "INSERT INTO replies VALUES ('old', 0, '{}', ?, 'chatcmpl-old', 'm', NULL, 0)",
-            (Usage(prompt_tokens=1, completion_tokens=1).model_dump_json(),),
-        )
+        db.execute(OLD_INSERT, ("old", 0, usage))
+        db.commit()
     cache = ResponseCache(path)
-    old = cache.get("old", 0)
-    assert old is not None and old["text"] == "{}" and old["finish_reason"] is None
-    msgs = [{"role": "user", "content": "vote now"}]
-    with LoopbackServer(lambda _body: Completion('{"vote": "accept"}')) as srv:
-        config = ModelConfig(model="m", base_url=srv.base_url)
-        backend = CachingBackend(OpenAIBackend(config), config, cache, SampleCounter())
-        try:
-            fresh = await backend.chat(msgs, "vote", {"type": "object"})
-            backend.counter = SampleCounter()  # a new session asks the same again
-            replayed = await backend.chat(msgs, "vote", {"type": "object"})
-        finally:
-            await backend.aclose()
-        assert srv.calls == 1
-    assert replayed.cached and not fresh.cached
-    assert fresh.finish_reason == replayed.finish_reason == "stop"
-    cache.close()
+    try:
+        old = cache.get("old", 0)
+        assert old is not None and old["text"] == "{}" and old["finish_reason"] is None
+        msgs = [{"role": "user", "content": "vote now"}]
+        with LoopbackServer(lambda _body: Completion('{"vote": "accept"}')) as srv:
+            config = ModelConfig(model="m", base_url=srv.base_url)
+            backend = CachingBackend(OpenAIBackend(config), config, cache, SampleCounter())
+            try:
+                fresh = await backend.chat(msgs, "vote", {"type": "object"})
+                backend.counter = SampleCounter()  # a new session asks the same again
+                replayed = await backend.chat(msgs, "vote", {"type": "object"})
+            finally:
+                await backend.aclose()
+            assert srv.calls == 1
+        assert replayed.cached and not fresh.cached
+        assert fresh.finish_reason == replayed.finish_reason == "stop"
+        with contextlib.closing(sqlite3.connect(path)) as db:  # the older majlis, after
+            db.execute(OLD_INSERT, ("older", 0, usage))
+            db.commit()
+        assert cache.get("older", 0) is not None
+    finally:
+        cache.close()

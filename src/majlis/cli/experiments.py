@@ -107,7 +107,8 @@ Concurrency = Annotated[
     str | None,
     typer.Option(
         help="Sessions in flight at once, or `auto`: each endpoint's calls at once found as "
-        "the sweep runs, backing off on 429s (default: the experiment's `concurrency`).",
+        "the sweep runs, backing off on 429s, 503s and timeouts (default: the experiment's "
+        "`concurrency`).",
     ),
 ]
 

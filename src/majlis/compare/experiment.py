@@ -80,7 +80,8 @@ class Experiment(BaseModel):
         4,
         description="Sessions in flight at once; or auto: each endpoint's calls in flight "
         "are found as the sweep runs (start at 4, one more after each window of clean "
-        "replies, cut to three quarters on a 429 or a Retry-After), up to max_concurrency, "
+        "replies, cut to three quarters when the endpoint has too much: a 429, 503 or 504, "
+        "a Retry-After, a timeout), up to max_concurrency, "
         "and the models' own concurrency is not used.",
     )
     max_concurrency: int = Field(

@@ -64,8 +64,9 @@ class Aimd:
         return grow
 
     def refused(self, ticket: int | None) -> bool:
-        """The request `ticket` was refused (429, Retry-After, timeout). True if the limit changed:
-        cut, once for every request that was under way when it was sent."""
+        """The request `ticket` was refused, or the endpoint could not keep up with it (a
+        429, 503 or 504, a Retry-After, a timeout). True if the limit changed: cut, once
+        for every request that was under way when it was sent."""
         if ticket is not None and ticket < self.epoch:
             return False  # one of the burst the last cut answered already
         self.epoch = self.sent

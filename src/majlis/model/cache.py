@@ -23,13 +23,18 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT NOT NULL, sample INTEGER NOT NULL, text TEXT NOT NULL, usage TEXT NOT NULL,
     call_id TEXT NOT NULL, model TEXT, fingerprint TEXT, created REAL NOT NULL,
-    finish_reason TEXT,
     PRIMARY KEY (key, sample)
 )
 """
-# columns added since the first cache files were written: (name, type), added in place to
-# a file that lacks them (its rows read back None there)
-_ADDED = (("finish_reason", "TEXT"),)
+# Why each reply ended (stop, length, ...), for its call's span on a replay: a table of its
+# own rather than a new column of `replies`, so that a file an older majlis also writes to
+# (a second checkout's sweep) keeps the shape that one inserts into.
+_FINISH = """
+CREATE TABLE IF NOT EXISTS finish_reasons (
+    key TEXT NOT NULL, sample INTEGER NOT NULL, finish_reason TEXT NOT NULL,
+    PRIMARY KEY (key, sample)
+)
+"""
 
 
 def request_key(parts: dict[str, Any]) -> str:
@@ -69,28 +74,16 @@ class ResponseCache:
                 time.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
-        self._upgrade()
+        self._db.execute(_FINISH)
         self._lock = threading.Lock()
         self.stats = CacheStats()
-
-    def _upgrade(self) -> None:
-        """Add the columns an older cache file lacks. Workers opening one file at once may
-        race to add the same column: the one that loses finds it there."""
-        have = {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}
-        for name, kind in _ADDED:
-            if name in have:
-                continue
-            try:
-                self._db.execute(f"ALTER TABLE replies ADD COLUMN {name} {kind}")
-            except sqlite3.OperationalError as exc:
-                if "duplicate column" not in str(exc):
-                    raise
 
     def get(self, key: str, sample: int) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, usage, call_id, model, fingerprint, finish_reason FROM replies"
-                " WHERE key=? AND sample=?",
+                "SELECT r.text, r.usage, r.call_id, r.model, r.fingerprint, f.finish_reason"
+                " FROM replies r LEFT JOIN finish_reasons f USING (key, sample)"
+                " WHERE r.key=? AND r.sample=?",
                 (key, sample),
             ).fetchone()
         if row is None:
@@ -118,21 +111,34 @@ class ResponseCache:
         finish_reason: str | None = None,
     ) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO replies (key, sample, text, usage, call_id, model,"
-                " fingerprint, created, finish_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    sample,
-                    text,
-                    usage.model_dump_json(),
-                    call_id,
-                    model,
-                    fingerprint,
-                    time.time(),
-                    finish_reason,
-                ),
-            )
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock now, by the busy timeout
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        sample,
+                        text,
+                        usage.model_dump_json(),
+                        call_id,
+                        model,
+                        fingerprint,
+                        time.time(),
+                    ),
+                )
+                if finish_reason is None:  # a reply replaced: no older reason stays
+                    self._db.execute(
+                        "DELETE FROM finish_reasons WHERE key=? AND sample=?", (key, sample)
+                    )
+                else:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO finish_reasons VALUES (?, ?, ?)",
+                        (key, sample, finish_reason),
+                    )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
