@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +236,64 @@ def test_calibrate_command_reports_judge_agreement(tmp_path: Path) -> None:
     assert cells == [FIRST, f"{interval_alpha(pairs):.2f}", "17% of 12", "8"]  # one judge
     assert "16 verdict(s) moved with the order" in res.output
     assert "judge:fake (reversed)" in res.output
+
+
+def test_a_judges_file_seats_each_judge_at_its_own_endpoint(
+    judged_run: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / judged_run.name
+    shutil.copytree(judged_run, run)
+    with (
+        LoopbackServer(Judge(names())) as here,
+        LoopbackServer(Judge(names(), shift=("judge-b", "realism"))) as there,
+    ):
+        panel = tmp_path / "judges.yaml"
+        panel.write_text(
+            f"judges:\n  - model: judge-a\n    base_url: {here.base_url}\n"
+            f"  - model: judge-b\n    base_url: {there.base_url}\n    max_tokens: 900\n"
+        )
+        args = ["eval", str(run), "--judges", str(panel), "--no-cache"]
+        res = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        asked_a, asked_b = list(here.requests), list(there.requests)
+    assert len(asked_a) == len(asked_b) == len(PARTIES), "each judge asked at its own endpoint"
+    assert {b["model"] for b in asked_a} == {"judge-a"} and {b["model"] for b in asked_b} == {
+        "judge-b"
+    }
+    assert all(b["temperature"] == 0 and b["max_tokens"] == 1500 for b in asked_a)
+    assert all(b["max_tokens"] == 900 for b in asked_b), "what an entry sets holds"
+    report = json.loads((run / "eval.json").read_text())
+    assert report["judge_models"] == ["judge-a", "judge-b"]
+    assert "Judge agreement over 1 run(s)" in res.output
+
+    # a file and --judge-model together make one panel, and a name still comes once
+    res = runner.invoke(app, [*args, "--judge-model", "judge-a"])
+    assert res.exit_code == 2 and "'judge-a' is named twice" in res.output
+    for text, said in [
+        ("judges: []\n", "judges"),
+        ("judges:\n  - model: j\n    base_uri: http://x\n", "base_uri"),
+        ("judge:\n  - model: j\n", "judge"),
+    ]:
+        panel.write_text(text)
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, res.output
+        line = res.output.strip()
+        assert "judges.yaml" in line and said in line and "Traceback" not in line, line
+
+
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_a_dead_judge_endpoint_is_one_line_and_exit_2(command: str, tmp_path: Path) -> None:
+    """Said before any judging, and the judge's connections closed behind it (aiohttp
+    complained of an unclosed session after eval's line)."""
+    args = [sys.executable, "-m", "majlis", command, "--home", str(REPO)]
+    if command == "eval":
+        run = tmp_path / "sample"
+        shutil.copytree(REPO / "runs" / "sample", run)
+        args += [str(run), "--no-cache"]
+    args += ["--judge-model", "j", "--judge-base-url", "http://127.0.0.1:9/v1"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "majlis: error: cannot reach model endpoint http://127.0.0.1:9/v1: connection refused"
+        " (is the server running, on that port?)"
+    ]

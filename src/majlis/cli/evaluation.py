@@ -19,22 +19,22 @@ from .core import Home, app, fail, friendly, home_folder, open_cache, out, runs_
 
 
 def _judge_options(
-    models: list[str] | None, base_url: str | None, api_key_env: str | None
+    models: list[str] | None,
+    base_url: str | None,
+    api_key_env: str | None,
+    judges_file: Path | None = None,
 ) -> list[ModelConfig]:
-    """One config per judge model, all at the same endpoint; [] for no judge."""
-    from ..model import ModelConfig
+    """The panel: the judges file's (each at its own endpoint), then one per --judge-model
+    (all at --judge-base-url); [] for no judge."""
+    from ..files import parse_file
+    from ..model import JUDGE_SETTINGS, JudgesFile, ModelConfig
 
-    return [
-        ModelConfig(
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            temperature=0,
-            seed=0,
-            max_tokens=1500,
-        )
+    panel = [] if judges_file is None else parse_file(judges_file, JudgesFile).configs()
+    panel += [
+        ModelConfig(model=model, base_url=base_url, api_key_env=api_key_env, **JUDGE_SETTINGS)
         for model in models or []
     ]
+    return panel
 
 
 JudgeModel = Annotated[
@@ -60,6 +60,14 @@ OrderTolerance = Annotated[
     ),
 ]
 JudgeURL = Annotated[str | None, typer.Option(help="Judge endpoint (OpenAI-compatible).")]
+JudgesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--judges",
+        help="Judges file: a panel whose judges each name their own endpoint and key "
+        "(schemas/judges.schema.json); with --judge-model too, both join the panel.",
+    ),
+]
 JudgeKey = Annotated[
     str | None, typer.Option(help="Environment variable with the judge's API key.")
 ]
@@ -76,6 +84,7 @@ def eval_(
     judge_model: JudgeModel = None,
     judge_base_url: JudgeURL = None,
     judge_api_key_env: JudgeKey = None,
+    judges: JudgesOption = None,
     judge_orders: JudgeOrders = 1,
     order_tolerance: OrderTolerance = 0.1,
     rubric: Annotated[
@@ -95,7 +104,7 @@ def eval_(
         raise UserError(f"--format must be table, csv, json or md, not {fmt!r}")
     runs = find_runs(path)
     root = home_folder(home)
-    judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
+    judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env, judges)
     store = open_cache(runs_folder(home) / "cache.sqlite") if cache and judge_cfg else None
 
     async def go() -> tuple[list[Any], JudgeSetup | None]:
@@ -103,8 +112,9 @@ def eval_(
         if judge_cfg:
             judge_file = rubric or shipped_file(root, RUBRIC)
             judge = judge_setup(judge_cfg, judge_file, root, store, judge_orders, order_tolerance)
-            await judge.check()
-        try:
+        try:  # a judge whose endpoint is dead is closed too: its error stays one line
+            if judge is not None:
+                await judge.check()
             return [await evaluate_run(r, judge) for r in runs], judge
         finally:
             if judge is not None:
@@ -199,6 +209,7 @@ def calibrate(
     judge_model: JudgeModel = None,
     judge_base_url: JudgeURL = None,
     judge_api_key_env: JudgeKey = None,
+    judges: JudgesOption = None,
     judge_orders: JudgeOrders = 1,
     order_tolerance: OrderTolerance = 0.1,
     rubric: Annotated[Path | None, typer.Option(help="Rubric file.")] = None,
@@ -225,14 +236,15 @@ def calibrate(
     cases = load_set(folder)
     loaded = load_scenario(scenario or set_scenario(folder), root)
     results = rule_agreement(loaded, cases)
-    judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env)
+    judge_cfg = _judge_options(judge_model, judge_base_url, judge_api_key_env, judges)
     reliability = None
     if judge_cfg:
         judge_file = rubric or shipped_file(root, RUBRIC)
         judge = judge_setup(judge_cfg, judge_file, root, None, judge_orders, order_tolerance)
 
         async def go() -> JudgeCalibration:
-            try:
+            try:  # a dead endpoint is said at once, as eval says it
+                await judge.check()
                 return await judge_agreement(loaded, cases, judge)
             finally:
                 await judge.aclose()

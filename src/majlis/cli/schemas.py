@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from ..compare import Experiment
 from ..evals import CalibrationSet, Rubric
-from ..model import ModelsFile, PriceTable
+from ..model import JudgesFile, ModelsFile, PriceTable
 from ..protocol import Vote
 from ..run import Event, Manifest, Outcome
 from ..scenario import AgentCard, Scenario, Variant
@@ -24,6 +24,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "vote": Vote,
     "experiment": Experiment,
     "models": ModelsFile,
+    "judges": JudgesFile,
     "variant": Variant,
     "prices": PriceTable,
     "rubric": Rubric,

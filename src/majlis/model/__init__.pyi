@@ -34,6 +34,8 @@ from .client import (
 )
 from .config import (
     EMBEDDED_ROUNDS as EMBEDDED_ROUNDS,
+    JUDGE_SETTINGS as JUDGE_SETTINGS,
+    JudgesFile as JudgesFile,
     ModelConfig as ModelConfig,
     ModelsFile as ModelsFile,
 )

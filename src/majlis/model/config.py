@@ -87,3 +87,28 @@ class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     default: ModelConfig | None = None
     parties: dict[str, ModelConfig] = {}
+
+
+# what a judge is asked with unless its entry says otherwise: the same answer twice (no
+# sampling, a fixed seed), and room for a verdict on every rubric dimension
+JUDGE_SETTINGS = {"temperature": 0.0, "seed": 0, "max_tokens": 1500}
+
+
+class JudgesFile(BaseModel):
+    """A judges file (`majlis eval --judges FILE`, `majlis calibrate --judges FILE`): a
+    panel whose judges may each sit at an endpoint of their own, with a key of their own
+    (models of other families judge each other's players with less bias, and they are
+    seldom served from one place). Each judge is known by its model name, so a name comes
+    once; temperature, seed and max_tokens default to a judge's (`JUDGE_SETTINGS`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    judges: list[ModelConfig] = Field(min_length=1)
+
+    def configs(self) -> list[ModelConfig]:
+        """The judges, with a judge's settings wherever their entries leave them out."""
+        return [
+            j.model_copy(
+                update={k: v for k, v in JUDGE_SETTINGS.items() if k not in j.model_fields_set}
+            )
+            for j in self.judges
+        ]
