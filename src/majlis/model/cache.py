@@ -110,35 +110,31 @@ class ResponseCache:
         fingerprint: str | None,
         finish_reason: str | None = None,
     ) -> None:
-        with self._lock:
+        # one transaction: the connection commits it at the block's end, or rolls it back
+        with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")  # the write lock now, by the busy timeout
-            try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    sample,
+                    text,
+                    usage.model_dump_json(),
+                    call_id,
+                    model,
+                    fingerprint,
+                    time.time(),
+                ),
+            )
+            if finish_reason is None:  # a reply replaced: no older reason stays
                 self._db.execute(
-                    "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        key,
-                        sample,
-                        text,
-                        usage.model_dump_json(),
-                        call_id,
-                        model,
-                        fingerprint,
-                        time.time(),
-                    ),
+                    "DELETE FROM finish_reasons WHERE key=? AND sample=?", (key, sample)
                 )
-                if finish_reason is None:  # a reply replaced: no older reason stays
-                    self._db.execute(
-                        "DELETE FROM finish_reasons WHERE key=? AND sample=?", (key, sample)
-                    )
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO finish_reasons VALUES (?, ?, ?)",
-                        (key, sample, finish_reason),
-                    )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO finish_reasons VALUES (?, ?, ?)",
+                    (key, sample, finish_reason),
+                )
 
     def close(self) -> None:
         with self._lock:
